@@ -1,0 +1,81 @@
+package io.llmproxy.config;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The whole configuration (SPEC §3), validated and with every default filled in. Built only by
+ * {@link ConfigLoader}; every nested record is non-null unless its doc says otherwise.
+ *
+ * @param listen            where the gateway listens
+ * @param backends          at least one backend, names unique
+ * @param strategy          the load-balancing strategy
+ * @param routing           model mapping, retries, fallback, hedging, affinity, timeouts
+ * @param healthCheck       active health checks
+ * @param outlierDetection  passive health (SPEC §6.5)
+ * @param rateLimit         global and per-key limits
+ * @param auth              key authentication
+ * @param admin             the admin API; {@code token} empty means off
+ * @param apiKeys           keys from the config file
+ * @param usageHook         the usage webhook
+ * @param metrics           the Prometheus endpoint
+ * @param logging           log format, level and the access log
+ * @param dataDir           the embedded store and the usage spool
+ * @param limits            request limits
+ * @param upstream          the upstream connection pool
+ * @param drainTimeout      how long SIGTERM waits for in-flight requests
+ * @param explicitSections  dotted paths of the optional sections present in the file
+ *                          (for example {@code routing.hedge}, {@code rate_limit}), so features that
+ *                          do not exist yet can say so instead of being silently ignored
+ */
+public record GatewayConfig(
+    ListenAddress listen,
+    List<BackendConfig> backends,
+    Strategy strategy,
+    RoutingConfig routing,
+    HealthCheckConfig healthCheck,
+    OutlierDetectionConfig outlierDetection,
+    RateLimitConfig rateLimit,
+    AuthConfig auth,
+    AdminConfig admin,
+    List<ApiKeyConfig> apiKeys,
+    UsageHookConfig usageHook,
+    MetricsConfig metrics,
+    LoggingConfig logging,
+    Path dataDir,
+    LimitsConfig limits,
+    UpstreamConfig upstream,
+    Duration drainTimeout,
+    Set<String> explicitSections) {
+
+  /** {@code listen: ":8080"}; host {@code 0.0.0.0} when omitted, port 0 picks a free port. */
+  public record ListenAddress(String host, int port) {
+    @Override
+    public String toString() {
+      return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+    }
+  }
+
+  /** {@code limits}. */
+  public record LimitsConfig(long maxBodySizeBytes) {}
+
+  /** {@code metrics}. */
+  public record MetricsConfig(boolean enabled, String path) {}
+
+  /** {@code logging}. {@code level} is a Logback level name (trace..error), lower case. */
+  public record LoggingConfig(LogFormat format, String level, boolean accessLog) {}
+
+  /** {@code logging.format}. */
+  public enum LogFormat { JSON, TEXT }
+
+  /**
+   * {@code upstream}: the keep-alive pool to the backends (not in SPEC §3; an llmproxy extension).
+   *
+   * @param maxConnectionsPerBackend  HTTP/1.1 connections per backend, across all event loops
+   * @param keepAliveTimeout          an idle pooled connection is closed after this long
+   * @param maxWaitQueue              requests that may wait for a connection per backend; -1 = no cap
+   */
+  public record UpstreamConfig(int maxConnectionsPerBackend, Duration keepAliveTimeout, int maxWaitQueue) {}
+}

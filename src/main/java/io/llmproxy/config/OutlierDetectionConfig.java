@@ -1,0 +1,14 @@
+package io.llmproxy.config;
+
+import java.time.Duration;
+
+/** {@code outlier_detection} (SPEC §6.5). Defaults as in SPEC §3. */
+public record OutlierDetectionConfig(
+    int consecutiveFailures,
+    double failureRate,
+    int minRequests,
+    Duration window,
+    Duration baseCooldown,
+    Duration maxCooldown,
+    int halfOpenRequests,
+    Duration slowStart) {}
