@@ -1,0 +1,73 @@
+package io.llmproxy.api;
+
+import com.fasterxml.jackson.core.io.JsonStringEncoder;
+import io.vertx.core.buffer.Buffer;
+
+/**
+ * The gateway's own errors, in OpenAI's shape (SPEC §4) so SDKs raise their usual exceptions:
+ * {@code {"error":{"message":"...","type":"...","param":null,"code":"..."}}}.
+ */
+public enum OpenAiError {
+  INVALID_REQUEST(400, "invalid_request_error", "invalid_request_error"),
+  INVALID_API_KEY(401, "invalid_request_error", "invalid_api_key"),
+  KEY_DISABLED(403, "permission_error", "key_disabled"),
+  KEY_EXPIRED(403, "permission_error", "key_expired"),
+  IP_NOT_ALLOWED(403, "permission_error", "ip_not_allowed"),
+  MODEL_NOT_ALLOWED(403, "permission_error", "model_not_allowed"),
+  NOT_FOUND(404, "invalid_request_error", "not_found"),
+  MODEL_NOT_FOUND(404, "invalid_request_error", "model_not_found"),
+  METHOD_NOT_ALLOWED(405, "invalid_request_error", "method_not_allowed"),
+  REQUEST_TOO_LARGE(413, "invalid_request_error", "request_too_large"),
+  RATE_LIMIT_EXCEEDED(429, "rate_limit_error", "rate_limit_exceeded"),
+  INSUFFICIENT_QUOTA(429, "insufficient_quota", "insufficient_quota"),
+  CONCURRENCY_LIMIT_EXCEEDED(429, "rate_limit_error", "concurrency_limit_exceeded"),
+  UPSTREAM_ERROR(502, "server_error", "upstream_error"),
+  NO_HEALTHY_BACKEND(503, "server_error", "no_healthy_backend"),
+  SHUTTING_DOWN(503, "server_error", "shutting_down"),
+  UPSTREAM_TIMEOUT(504, "server_error", "upstream_timeout");
+
+  private final int status;
+  private final String type;
+  private final String code;
+
+  OpenAiError(int status, String type, String code) {
+    this.status = status;
+    this.type = type;
+    this.code = code;
+  }
+
+  public int status() {
+    return status;
+  }
+
+  public String type() {
+    return type;
+  }
+
+  public String code() {
+    return code;
+  }
+
+  /** The JSON body; {@code param} may be null. */
+  public Buffer body(String message, String param) {
+    return Buffer.buffer(json(message, param));
+  }
+
+  /** The JSON text, for bodies and for the SSE error event. */
+  public String json(String message, String param) {
+    JsonStringEncoder enc = JsonStringEncoder.getInstance();
+    StringBuilder sb = new StringBuilder(96 + message.length());
+    sb.append("{\"error\":{\"message\":\"");
+    enc.quoteAsString(message, sb);
+    sb.append("\",\"type\":\"").append(type).append("\",\"param\":");
+    if (param == null) {
+      sb.append("null");
+    } else {
+      sb.append('"');
+      enc.quoteAsString(param, sb);
+      sb.append('"');
+    }
+    sb.append(",\"code\":\"").append(code).append("\"}}");
+    return sb.toString();
+  }
+}

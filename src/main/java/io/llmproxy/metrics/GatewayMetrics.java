@@ -1,0 +1,272 @@
+package io.llmproxy.metrics;
+
+import static java.util.Objects.requireNonNull;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.FileDescriptorMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * Every metric llmproxy exports (SPEC §7): names, labels and buckets live here and nowhere else.
+ * Each meter's comment says where its clock starts and stops. Label sets stay bounded: backends are
+ * from the config, model names go through {@link ModelLabels}, everything else is an enum.
+ *
+ * <p>Thread-safe; meters are cached so the request path does no registry lookups after warm-up.
+ */
+public final class GatewayMetrics implements AutoCloseable {
+
+  /** Requests answered, by the status the client got. Counted once per request, at its end. */
+  public static final String REQUESTS = "llmproxy.requests";
+  /** Total latency as the client sees it: request received to last byte written (or abort). */
+  public static final String LATENCY = "llmproxy.latency";
+  /** Client TTFT: request received to the first token (first body byte when not streaming) written to the client. */
+  public static final String TTFT = "llmproxy.ttft";
+  /** Attempt TTFT: upstream request written to the first token received from that backend. */
+  public static final String BACKEND_TTFT = "llmproxy.backend.ttft";
+  /**
+   * What the gateway itself adds: from the request body fully read to the winning attempt's request
+   * handed to the upstream connection (parsing, routing), plus from the winner's first byte received
+   * to it being written to the client. Upstream connect time, backend time, retries' backoff and
+   * failed attempts are not in it.
+   */
+  public static final String OVERHEAD = "llmproxy.overhead";
+  /** Tokens from the {@code usage} the backend reported, counted when the response ends. */
+  public static final String TOKENS = "llmproxy.tokens";
+  /** Upstream attempts, counted once each when the attempt ends, by how it ended. */
+  public static final String UPSTREAM_ATTEMPTS = "llmproxy.upstream.attempts";
+  /** Upstream requests the gateway aborted (reset/closed) while the backend was still working. */
+  public static final String CANCELLED_UPSTREAM = "llmproxy.cancelled.upstream";
+  /** Retries started, by the failure that caused them. */
+  public static final String RETRIES = "llmproxy.retries";
+  /** Failures that were not retried, by why not (SPEC §6.3: every decision not to retry is counted). */
+  public static final String RETRIES_REFUSED = "llmproxy.retries.refused";
+  /** Gauge: 1 while a backend is routable by its active health check, else 0. */
+  public static final String BACKEND_UP = "llmproxy.backend.up";
+  /** Gauge: requests in flight to a backend (attempt started to attempt ended). */
+  public static final String BACKEND_INFLIGHT = "llmproxy.backend.inflight";
+  /** Requests sent to every candidate although none was healthy (SPEC §6.1 panic mode). */
+  public static final String PANIC_ROUTED = "llmproxy.panic.routed";
+
+  // Bucket bounds in milliseconds.
+  private static final double[] LATENCY_BUCKETS_MS = {
+      5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 900_000};
+  private static final double[] TTFT_BUCKETS_MS = {
+      5, 10, 20, 50, 100, 200, 300, 500, 750, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000};
+  private static final double[] OVERHEAD_BUCKETS_MS = {
+      0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100};
+
+  /** How an upstream attempt ended. */
+  public enum AttemptOutcome { WON, LOST, FAILED, CANCELLED }
+
+  /** Why the gateway aborted an upstream request. */
+  public enum CancelReason { CLIENT_DISCONNECT, HEDGE_LOSER, TIMEOUT, SHUTDOWN }
+
+  /** A failure that is retried (SPEC §6.3). */
+  public enum RetryReason { CONNECT_ERROR, RESET, STATUS_429, STATUS_5XX, FIRST_TOKEN_TIMEOUT }
+
+  /** Why a failure was not retried. */
+  public enum RefusalReason {
+    /** Bytes already went to the client. */
+    COMMITTED,
+    /** {@code routing.retry.enabled: false}. */
+    DISABLED,
+    /** {@code max_retries} reached. */
+    EXHAUSTED,
+    /** A 429's retry-after is longer than {@code max_wait}. */
+    RETRY_AFTER_TOO_LONG,
+    /** The total timeout would pass before the retry could start. */
+    DEADLINE,
+    /** The client went away. */
+    CLIENT_GONE
+  }
+
+  private final PrometheusMeterRegistry registry;
+  private final ModelLabels models = new ModelLabels(200);
+  private final Map<RequestKey, Counter> requests = new ConcurrentHashMap<>();
+  private final Map<LatencyKey, DistributionSummary> latency = new ConcurrentHashMap<>();
+  private final Map<String, DistributionSummary> ttft = new ConcurrentHashMap<>();
+  private final Map<BackendModel, DistributionSummary> backendTtft = new ConcurrentHashMap<>();
+  private final Map<BackendModel, Counter[]> tokens = new ConcurrentHashMap<>();
+  private final Map<String, Counter[]> attempts = new ConcurrentHashMap<>();
+  private final DistributionSummary overhead;
+  private final Map<CancelReason, Counter> cancelled = new EnumMap<>(CancelReason.class);
+  private final Map<RetryReason, Counter> retries = new EnumMap<>(RetryReason.class);
+  private final Map<RefusalReason, Counter> refusals = new EnumMap<>(RefusalReason.class);
+  private final Counter panicRouted;
+  private final JvmGcMetrics gcMetrics;
+
+  private record RequestKey(String model, String backend, int status, boolean stream) {}
+
+  private record LatencyKey(String model, boolean stream) {}
+
+  private record BackendModel(String backend, String model) {}
+
+  public GatewayMetrics() {
+    this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    new ClassLoaderMetrics().bindTo(registry);
+    new JvmMemoryMetrics().bindTo(registry);
+    gcMetrics = new JvmGcMetrics();
+    gcMetrics.bindTo(registry);
+    new JvmThreadMetrics().bindTo(registry);
+    new ProcessorMetrics().bindTo(registry);
+    new UptimeMetrics().bindTo(registry);
+    new FileDescriptorMetrics().bindTo(registry);
+
+    overhead = summary(OVERHEAD, "Time the gateway itself adds to a request", OVERHEAD_BUCKETS_MS, Tags.empty());
+    for (CancelReason r : CancelReason.values()) {
+      cancelled.put(r, Counter.builder(CANCELLED_UPSTREAM).description("Upstream requests aborted by the gateway")
+          .tag("reason", label(r)).register(registry));
+    }
+    for (RetryReason r : RetryReason.values()) {
+      retries.put(r, Counter.builder(RETRIES).description("Retries started, by the failure that caused them")
+          .tag("reason", label(r)).register(registry));
+    }
+    for (RefusalReason r : RefusalReason.values()) {
+      refusals.put(r, Counter.builder(RETRIES_REFUSED).description("Failures not retried, by why not")
+          .tag("reason", label(r)).register(registry));
+    }
+    panicRouted = Counter.builder(PANIC_ROUTED).description("Requests routed while no candidate was healthy")
+        .register(registry);
+  }
+
+  /** The lower-case label of an enum constant. */
+  public static String label(Enum<?> e) {
+    return e.name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /** The bounded label for a client model name. */
+  public String modelLabel(String model) {
+    return models.label(model);
+  }
+
+  /** A request ended; {@code backend} is "none" when no backend answered. */
+  public void requestCompleted(String model, String backend, int status, boolean stream, long latencyNanos) {
+    String m = models.label(model);
+    requests.computeIfAbsent(new RequestKey(m, backend, status, stream), k -> Counter.builder(REQUESTS)
+            .description("Requests answered")
+            .tags("model", k.model(), "backend", k.backend(), "status", Integer.toString(k.status()),
+                "stream", Boolean.toString(k.stream()))
+            .register(registry))
+        .increment();
+    latency.computeIfAbsent(new LatencyKey(m, stream), k -> summary(LATENCY,
+            "Total latency as the client sees it", LATENCY_BUCKETS_MS,
+            Tags.of("model", k.model(), "stream", Boolean.toString(k.stream()))))
+        .record(toMillis(latencyNanos));
+  }
+
+  public void clientTtft(String model, long nanos) {
+    ttft.computeIfAbsent(models.label(model), m -> summary(TTFT,
+            "Time to first token as the client sees it", TTFT_BUCKETS_MS, Tags.of("model", m)))
+        .record(toMillis(nanos));
+  }
+
+  public void backendTtft(String backend, String model, long nanos) {
+    backendTtft.computeIfAbsent(new BackendModel(backend, models.label(model)), k -> summary(BACKEND_TTFT,
+            "Time to first token of each upstream attempt", TTFT_BUCKETS_MS,
+            Tags.of("backend", k.backend(), "model", k.model())))
+        .record(toMillis(nanos));
+  }
+
+  public void overhead(long nanos) {
+    overhead.record(toMillis(nanos));
+  }
+
+  public void tokens(String model, String backend, long prompt, long completion) {
+    Counter[] c = tokens.computeIfAbsent(new BackendModel(backend, models.label(model)), k -> new Counter[] {
+        tokenCounter(k, "prompt"), tokenCounter(k, "completion")});
+    if (prompt > 0) {
+      c[0].increment(prompt);
+    }
+    if (completion > 0) {
+      c[1].increment(completion);
+    }
+  }
+
+  private Counter tokenCounter(BackendModel k, String type) {
+    return Counter.builder(TOKENS).description("Tokens reported in the backends' usage")
+        .tags("model", k.model(), "backend", k.backend(), "type", type).register(registry);
+  }
+
+  public void attempt(String backend, AttemptOutcome outcome) {
+    attempts.computeIfAbsent(backend, b -> {
+      Counter[] c = new Counter[AttemptOutcome.values().length];
+      for (AttemptOutcome o : AttemptOutcome.values()) {
+        c[o.ordinal()] = Counter.builder(UPSTREAM_ATTEMPTS).description("Upstream attempts, by how they ended")
+            .tags("backend", b, "outcome", label(o)).register(registry);
+      }
+      return c;
+    })[outcome.ordinal()].increment();
+  }
+
+  public void cancelledUpstream(CancelReason reason) {
+    cancelled.get(reason).increment();
+  }
+
+  public void retry(RetryReason reason) {
+    retries.get(reason).increment();
+  }
+
+  public void retryRefused(RefusalReason reason) {
+    refusals.get(reason).increment();
+  }
+
+  public void panicRouted() {
+    panicRouted.increment();
+  }
+
+  /** Registers the per-backend gauges; the functions are read at scrape time. */
+  public <T> void backendGauges(String backend, T state, ToDoubleFunction<T> up, ToDoubleFunction<T> inflight) {
+    requireNonNull(state, "state");
+    Gauge.builder(BACKEND_UP, state, up).description("1 when the backend is up by its health checks")
+        .tag("backend", backend).register(registry);
+    Gauge.builder(BACKEND_INFLIGHT, state, inflight).description("Requests in flight to the backend")
+        .tag("backend", backend).register(registry);
+  }
+
+  /** Prometheus text exposition (format 0.0.4). */
+  public String scrape() {
+    return registry.scrape();
+  }
+
+  /** For tests and later features that need their own meters. */
+  public PrometheusMeterRegistry registry() {
+    return registry;
+  }
+
+  private DistributionSummary summary(String name, String description, double[] bucketsMs, Iterable<io.micrometer.core.instrument.Tag> tags) {
+    return DistributionSummary.builder(name)
+        .description(description)
+        .baseUnit("ms")
+        .serviceLevelObjectives(bucketsMs)
+        .tags(tags)
+        .register(registry);
+  }
+
+  private static double toMillis(long nanos) {
+    return nanos / 1_000_000.0;
+  }
+
+  @Override
+  public void close() {
+    gcMetrics.close();
+    for (Meter m : registry.getMeters()) {
+      registry.remove(m);
+    }
+    registry.close();
+  }
+}

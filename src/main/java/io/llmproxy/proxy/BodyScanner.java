@@ -1,0 +1,210 @@
+package io.llmproxy.proxy;
+
+import io.netty.buffer.ByteBuf;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
+import java.util.Arrays;
+
+/**
+ * Watches an upstream response body as it streams through, without holding it: where the first
+ * token is, where SSE events end, how many events carried output, and the backend's usage. Bytes are
+ * read in place and never re-serialised; lines have no length cap. Only data lines before the first
+ * token are copied (to parse them), and only the usage object after that.
+ *
+ * <p>For a body that is not {@code text/event-stream}, the first byte is the first token.
+ */
+public final class BodyScanner {
+  private final boolean sse;
+  private final boolean firstByteIsToken;
+  private final UsageSniffer usage = new UsageSniffer();
+  private boolean firstToken;
+  private long bytes;
+  private int events;
+  private int outputEvents;
+
+  // SSE line state
+  private int lineLength;
+  private boolean lineIsData;
+  private boolean prevLineEmpty = true;
+  private boolean eventHasData;
+  private boolean eventHasOutput;
+  private boolean lastByteCr;
+  private byte[] line;
+  private int lineCopied;
+  private static final byte[] DATA = {'d', 'a', 't', 'a', ':'};
+
+  private BodyScanner(boolean sse, boolean firstByteIsToken) {
+    this.sse = sse;
+    this.firstByteIsToken = firstByteIsToken;
+  }
+
+  /** A scanner for an SSE body; {@code firstByteIsToken} for {@code first_token: first_byte}. */
+  public static BodyScanner sse(boolean firstByteIsToken) {
+    return new BodyScanner(true, firstByteIsToken);
+  }
+
+  /** A scanner for any other body. */
+  public static BodyScanner plain() {
+    return new BodyScanner(false, true);
+  }
+
+  public boolean isSse() {
+    return sse;
+  }
+
+  /** {@code text/event-stream}, compared as a media type: parameters and case ignored. */
+  public static boolean isEventStream(String contentType) {
+    if (contentType == null) {
+      return false;
+    }
+    int semi = contentType.indexOf(';');
+    String mediaType = (semi < 0 ? contentType : contentType.substring(0, semi)).trim();
+    return mediaType.equalsIgnoreCase("text/event-stream");
+  }
+
+  /**
+   * Scans one chunk.
+   *
+   * @return true when the first token is in this chunk (only once per body)
+   */
+  public boolean feed(Buffer chunk) {
+    ByteBuf bb = ((BufferInternal) chunk).getByteBuf();
+    int len = bb.readableBytes();
+    if (len == 0) {
+      return false;
+    }
+    byte[] a;
+    int off;
+    if (bb.hasArray()) {
+      a = bb.array();
+      off = bb.arrayOffset() + bb.readerIndex();
+    } else {
+      a = new byte[len];
+      bb.getBytes(bb.readerIndex(), a);
+      off = 0;
+    }
+    bytes += len;
+    usage.feed(a, off, off + len);
+    boolean wasFirst = firstToken;
+    if (!sse) {
+      firstToken = true;
+    } else {
+      if (firstByteIsToken) {
+        firstToken = true;
+      }
+      scanLines(a, off, off + len);
+    }
+    return !wasFirst && firstToken;
+  }
+
+  private void scanLines(byte[] a, int from, int to) {
+    int lineStart = from;
+    for (int i = from; i < to; i++) {
+      byte c = a[i];
+      if (c == '\n') {
+        endLine(a, lineStart, i);
+        lineStart = i + 1;
+      } else {
+        if (lineLength < DATA.length) {
+          lineIsData = lineLength == 0 ? c == 'd' : lineIsData && c == DATA[lineLength];
+        }
+        lineLength++;
+        lastByteCr = c == '\r';
+      }
+    }
+    // Before the first token, a line that is (or may still become) a data line is kept, to parse it.
+    if (lineStart < to && !firstToken && lineIsData) {
+      copy(a, lineStart, to);
+    }
+  }
+
+  private void endLine(byte[] a, int start, int end) {
+    boolean empty = lineLength == 0 || (lineLength == 1 && lastByteCr);
+    if (empty) {
+      if (eventHasData) {
+        events++;
+        if (firstToken && eventHasOutput) {
+          outputEvents++;
+        }
+      }
+      eventHasData = false;
+      eventHasOutput = false;
+      prevLineEmpty = true;
+    } else {
+      prevLineEmpty = false;
+      if (lineIsData && lineLength >= DATA.length) {
+        eventHasData = true;
+        eventHasOutput = true;
+        if (!firstToken) {
+          byte[] src;
+          int s;
+          int e;
+          if (lineCopied > 0) {
+            copy(a, start, end);
+            src = line;
+            s = 0;
+            e = lineCopied;
+          } else {
+            src = a;
+            s = start;
+            e = end;
+          }
+          s += DATA.length;
+          if (s < e && src[s] == ' ') {
+            s++;
+          }
+          if (e > s && src[e - 1] == '\r') {
+            e--;
+          }
+          if (TokenDetector.carriesOutput(src, s, e - s)) {
+            firstToken = true;
+          } else {
+            eventHasOutput = false;
+          }
+        }
+      }
+    }
+    lineLength = 0;
+    lineIsData = false;
+    lastByteCr = false;
+    lineCopied = 0;
+  }
+
+  private void copy(byte[] a, int from, int to) {
+    int n = to - from;
+    if (line == null) {
+      line = new byte[Math.max(256, n)];
+    } else if (lineCopied + n > line.length) {
+      line = Arrays.copyOf(line, Math.max(line.length * 2, lineCopied + n));
+    }
+    System.arraycopy(a, from, line, lineCopied, n);
+    lineCopied += n;
+  }
+
+  public boolean firstTokenSeen() {
+    return firstToken;
+  }
+
+  /** True when the bytes so far end exactly after a complete SSE event (or there are none). */
+  public boolean atEventBoundary() {
+    return lineLength == 0 && prevLineEmpty;
+  }
+
+  /** Complete SSE events with a data line. */
+  public int events() {
+    return events;
+  }
+
+  /** Complete SSE events after the first token that carried data (for wasted-token estimates). */
+  public int outputEvents() {
+    return outputEvents;
+  }
+
+  public long bytes() {
+    return bytes;
+  }
+
+  public Usage usage() {
+    return usage.usage();
+  }
+}

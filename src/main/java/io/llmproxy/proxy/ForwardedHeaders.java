@@ -1,0 +1,94 @@
+package io.llmproxy.proxy;
+
+import io.vertx.core.MultiMap;
+import java.util.Map;
+
+/**
+ * Which headers cross the proxy (RFC 9110 §7.6.1). Hop-by-hop headers, and any header the
+ * {@code Connection} header names, stay on their own hop. Toward the backend the gateway also drops
+ * the client's credentials (the client's key is never forwarded), {@code Host} and
+ * {@code Content-Length} (set again for the body actually sent), {@code Accept-Encoding} (bodies are
+ * scanned for tokens and usage, so they must arrive unencoded) and its own {@code x-llmproxy-*}
+ * control headers. {@code X-Forwarded-For} is rebuilt with the client's address appended.
+ */
+public final class ForwardedHeaders {
+  private static final String[] HOP_BY_HOP = {
+      "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer",
+      "proxy-authenticate", "proxy-authorization"};
+  private static final String[] REQUEST_ONLY = {
+      "host", "content-length", "authorization", "api-key", "x-api-key", "accept-encoding", "expect",
+      "x-forwarded-for"};
+  private static final String GATEWAY_PREFIX = "x-llmproxy-";
+
+  private ForwardedHeaders() {}
+
+  /** Copies the client's headers that may go upstream, and appends {@code clientIp} to X-Forwarded-For. */
+  public static void copyRequest(MultiMap from, MultiMap to, String clientIp) {
+    String connection = from.get("connection");
+    for (Map.Entry<String, String> e : from) {
+      String name = e.getKey();
+      if (isOneOf(name, HOP_BY_HOP) || isOneOf(name, REQUEST_ONLY) || startsWithIgnoreCase(name, GATEWAY_PREFIX)
+          || listedIn(connection, name)) {
+        continue;
+      }
+      to.add(name, e.getValue());
+    }
+    String xff = from.get("x-forwarded-for");
+    if (clientIp != null) {
+      to.set("x-forwarded-for", xff == null || xff.isBlank() ? clientIp : xff + ", " + clientIp);
+    } else if (xff != null) {
+      to.set("x-forwarded-for", xff);
+    }
+  }
+
+  /** Copies the backend's response headers that may go to the client. */
+  public static void copyResponse(MultiMap from, MultiMap to) {
+    String connection = from.get("connection");
+    for (Map.Entry<String, String> e : from) {
+      String name = e.getKey();
+      if (isOneOf(name, HOP_BY_HOP) || listedIn(connection, name)) {
+        continue;
+      }
+      to.add(name, e.getValue());
+    }
+  }
+
+  private static boolean isOneOf(String name, String[] lowerCaseNames) {
+    for (String n : lowerCaseNames) {
+      if (n.length() == name.length() && n.equalsIgnoreCase(name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static boolean startsWithIgnoreCase(String s, String lowerPrefix) {
+    return s.regionMatches(true, 0, lowerPrefix, 0, lowerPrefix.length());
+  }
+
+  /** True when the comma-separated {@code Connection} value names this header. */
+  static boolean listedIn(String connection, String name) {
+    if (connection == null) {
+      return false;
+    }
+    int i = 0;
+    int n = connection.length();
+    while (i < n) {
+      int comma = connection.indexOf(',', i);
+      int end = comma < 0 ? n : comma;
+      int s = i;
+      int e = end;
+      while (s < e && connection.charAt(s) == ' ') {
+        s++;
+      }
+      while (e > s && connection.charAt(e - 1) == ' ') {
+        e--;
+      }
+      if (e - s == name.length() && connection.regionMatches(true, s, name, 0, name.length())) {
+        return true;
+      }
+      i = end + 1;
+    }
+    return false;
+  }
+}

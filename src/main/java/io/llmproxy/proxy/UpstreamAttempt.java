@@ -1,0 +1,291 @@
+package io.llmproxy.proxy;
+
+import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.metrics.GatewayMetrics.AttemptOutcome;
+import io.llmproxy.metrics.GatewayMetrics.CancelReason;
+import io.llmproxy.routing.Backend;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.RequestOptions;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One upstream request of a {@link Dispatch}: the proxy-to-server and server-to-proxy legs. It sends
+ * the request, scans the response as it streams, runs the first-token and idle timers, and reports
+ * every event to its dispatch, which decides. Everything runs on the exchange's event loop.
+ *
+ * <p>An attempt ends exactly once (ended, failed or cancelled); at that moment it gives back the
+ * backend's in-flight slot and is counted in {@code llmproxy_upstream_attempts_total}. Cancelling an
+ * attempt whose request is on the wire resets it, which on HTTP/1.1 closes the connection, so the
+ * backend sees the disconnect and the connection never returns to the pool.
+ */
+final class UpstreamAttempt {
+
+  /** Why an attempt failed on its own (a bad status is decided by the dispatch instead). */
+  enum Failure {
+    /** No connection: refused, unreachable, or the connect timeout. */
+    CONNECT,
+    /** The connection broke, before or during the response. */
+    RESET,
+    /** No first token within {@code timeouts.first_token}. */
+    FIRST_TOKEN_TIMEOUT,
+    /** No bytes for {@code timeouts.idle} once the response had started. */
+    IDLE_TIMEOUT
+  }
+
+  private enum State { ACQUIRING, SENT, RECEIVING, ENDED, FAILED, CANCELLED }
+
+  private final Dispatch dispatch;
+  private final Vertx vertx;
+  private final GatewayMetrics metrics;
+  private final Backend backend;
+  private final int number;
+  private final boolean stream;
+  private final boolean firstByteIsToken;
+  private final long firstTokenTimeoutMs;
+  private final long idleTimeoutNanos;
+
+  private State state = State.ACQUIRING;
+  private HttpClientRequest request;
+  private HttpClientResponse response;
+  private BodyScanner scanner;
+  private boolean committed;
+  private CancelReason cancelReason;
+  private Throwable cause;
+  private long timer = -1;
+  private boolean idleTimerRunning;
+  private long lastReadNanos;
+
+  final long startNanos;
+  long sentNanos;
+  long headNanos;
+  long firstByteNanos;
+  long firstTokenNanos;
+
+  UpstreamAttempt(Dispatch dispatch, Vertx vertx, GatewayMetrics metrics, Backend backend, int number,
+      boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
+    this.dispatch = dispatch;
+    this.vertx = vertx;
+    this.metrics = metrics;
+    this.backend = backend;
+    this.number = number;
+    this.stream = stream;
+    this.firstByteIsToken = firstByteIsToken;
+    this.firstTokenTimeoutMs = firstTokenTimeoutMs;
+    this.idleTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(idleTimeoutMs);
+    this.startNanos = System.nanoTime();
+  }
+
+  Backend backend() {
+    return backend;
+  }
+
+  int number() {
+    return number;
+  }
+
+  HttpClientResponse response() {
+    return response;
+  }
+
+  BodyScanner scanner() {
+    return scanner;
+  }
+
+  Throwable cause() {
+    return cause;
+  }
+
+  boolean isDone() {
+    return state == State.ENDED || state == State.FAILED || state == State.CANCELLED;
+  }
+
+  void markCommitted() {
+    committed = true;
+  }
+
+  void start(UpstreamClient client, RequestOptions options, Buffer body) {
+    client.request(options).onComplete(ar -> {
+      if (state == State.CANCELLED) {
+        if (ar.succeeded()) {
+          ar.result().reset(); // never written: the connection goes back to the pool untouched
+        }
+        return;
+      }
+      if (ar.failed()) {
+        fail(Failure.CONNECT, ar.cause());
+        return;
+      }
+      request = ar.result();
+      state = State.SENT;
+      sentNanos = System.nanoTime();
+      if (stream && firstTokenTimeoutMs > 0) {
+        timer = vertx.setTimer(firstTokenTimeoutMs, id -> {
+          timer = -1;
+          if (!isDone() && (scanner == null || !scanner.firstTokenSeen())) {
+            fail(Failure.FIRST_TOKEN_TIMEOUT, null);
+          }
+        });
+      }
+      request.send(body).onComplete(rar -> {
+        if (rar.succeeded()) {
+          onResponse(rar.result());
+        } else if (!isDone()) {
+          fail(Failure.RESET, rar.cause());
+        }
+      });
+    });
+  }
+
+  private void onResponse(HttpClientResponse r) {
+    if (isDone()) {
+      return;
+    }
+    response = r;
+    state = State.RECEIVING;
+    headNanos = System.nanoTime();
+    String type = r.getHeader("content-type");
+    scanner = BodyScanner.isEventStream(type) ? BodyScanner.sse(firstByteIsToken) : BodyScanner.plain();
+    r.handler(this::onChunk);
+    r.endHandler(v -> onEnd());
+    r.exceptionHandler(t -> {
+      if (!isDone()) {
+        fail(Failure.RESET, t);
+      }
+    });
+    if (!stream) {
+      startIdleTimer();
+    }
+    dispatch.onHead(this);
+  }
+
+  private void onChunk(Buffer chunk) {
+    if (isDone()) {
+      return;
+    }
+    long now = System.nanoTime();
+    lastReadNanos = now;
+    if (firstByteNanos == 0) {
+      firstByteNanos = now;
+    }
+    boolean first = scanner.feed(chunk);
+    if (first) {
+      firstTokenNanos = now;
+      metrics.backendTtft(backend.name(), dispatch.modelLabel(), now - sentNanos);
+      if (stream) {
+        cancelTimer();
+        startIdleTimer();
+      }
+    }
+    dispatch.onChunk(this, chunk, first);
+  }
+
+  private void onEnd() {
+    if (isDone()) {
+      return;
+    }
+    end(State.ENDED);
+    dispatch.onEnd(this);
+  }
+
+  private void startIdleTimer() {
+    if (idleTimeoutNanos <= 0 || idleTimerRunning) {
+      return;
+    }
+    idleTimerRunning = true;
+    lastReadNanos = System.nanoTime();
+    scheduleIdleCheck(idleTimeoutNanos);
+  }
+
+  /** One timer per idle period, re-armed lazily, instead of one per chunk. */
+  private void scheduleIdleCheck(long delayNanos) {
+    timer = vertx.setTimer(Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), id -> {
+      timer = -1;
+      if (isDone()) {
+        return;
+      }
+      long quiet = System.nanoTime() - lastReadNanos;
+      if (quiet >= idleTimeoutNanos) {
+        fail(Failure.IDLE_TIMEOUT, null);
+      } else {
+        scheduleIdleCheck(idleTimeoutNanos - quiet);
+      }
+    });
+  }
+
+  /** Stops delivering chunks (the client is slow); TCP backpressure reaches the backend. */
+  void pause() {
+    if (response != null && !isDone()) {
+      response.pause();
+    }
+  }
+
+  void resume() {
+    if (response != null && !isDone()) {
+      response.resume();
+    }
+  }
+
+  /** Fails the attempt on the gateway's decision (a retryable status): the response is dropped. */
+  void discard() {
+    if (isDone()) {
+      return;
+    }
+    reset();
+    end(State.FAILED);
+  }
+
+  /** Aborts the upstream request, named with why. */
+  void cancel(CancelReason reason) {
+    if (isDone()) {
+      return;
+    }
+    cancelReason = reason;
+    boolean onTheWire = request != null;
+    reset();
+    if (onTheWire) {
+      metrics.cancelledUpstream(reason);
+    }
+    end(State.CANCELLED);
+  }
+
+  private void fail(Failure failure, Throwable t) {
+    cause = t;
+    reset();
+    end(State.FAILED);
+    dispatch.onFailure(this, failure);
+  }
+
+  private void reset() {
+    if (request != null) {
+      request.reset();
+    }
+  }
+
+  private void end(State terminal) {
+    state = terminal;
+    cancelTimer();
+    backend.release();
+    metrics.attempt(backend.name(), outcome());
+  }
+
+  private AttemptOutcome outcome() {
+    if (committed) {
+      return AttemptOutcome.WON;
+    }
+    if (state == State.CANCELLED) {
+      return cancelReason == CancelReason.HEDGE_LOSER ? AttemptOutcome.LOST : AttemptOutcome.CANCELLED;
+    }
+    return state == State.ENDED ? AttemptOutcome.LOST : AttemptOutcome.FAILED;
+  }
+
+  private void cancelTimer() {
+    if (timer >= 0) {
+      vertx.cancelTimer(timer);
+      timer = -1;
+    }
+    idleTimerRunning = false;
+  }
+}

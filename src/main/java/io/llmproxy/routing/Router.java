@@ -1,0 +1,135 @@
+package io.llmproxy.routing;
+
+import static java.util.Objects.requireNonNull;
+
+import io.llmproxy.config.GatewayConfig;
+import io.llmproxy.config.RoutingConfig.FallbackRule;
+import io.llmproxy.metrics.GatewayMetrics;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Maps model names, finds the candidate backends of a model (SPEC §6.1) and starts a
+ * {@link RoutePlan} for each request. Thread-safe and shared by all event loops.
+ */
+public final class Router {
+  private static final int MAX_CACHED_MODELS = 10_000;
+
+  private final List<Backend> backends;
+  private final Map<String, String> mapping;
+  private final LoadBalancer balancer;
+  private final List<Chain> chains;
+  private final GatewayMetrics metrics;
+  private final CandidateGroup all;
+  private final Map<String, CandidateGroup> byModel = new ConcurrentHashMap<>();
+  private final Map<BitSet, CandidateGroup> bySet = new ConcurrentHashMap<>();
+
+  /** A fallback rule with its backends resolved. */
+  record Chain(Backend primary, List<Backend> fallback, List<Glob> models) {}
+
+  public Router(GatewayConfig config, List<Backend> backends, GatewayMetrics metrics) {
+    this.backends = List.copyOf(backends);
+    this.mapping = config.routing().modelMapping();
+    this.balancer = LoadBalancer.of(config.strategy());
+    this.metrics = requireNonNull(metrics, "metrics");
+    this.all = new CandidateGroup(this.backends);
+    List<Chain> cs = new ArrayList<>();
+    for (FallbackRule r : config.routing().fallback()) {
+      cs.add(new Chain(byName(r.primary()), r.fallback().stream().map(this::byName).toList(), Glob.all(r.models())));
+    }
+    this.chains = List.copyOf(cs);
+  }
+
+  private Backend byName(String name) {
+    for (Backend b : backends) {
+      if (b.name().equals(name)) {
+        return b;
+      }
+    }
+    throw new IllegalArgumentException("no backend named " + name);
+  }
+
+  public List<Backend> backends() {
+    return backends;
+  }
+
+  /** The name the backend should receive: {@code model_mapping}'s target, or the name itself. */
+  public String map(String clientModel) {
+    return mapping.getOrDefault(clientModel, clientModel);
+  }
+
+  public Map<String, String> mapping() {
+    return mapping;
+  }
+
+  /** Every backend, for requests that name no model. */
+  public CandidateGroup all() {
+    return all;
+  }
+
+  /** The backends whose {@code models} globs match the mapped model name; may be empty. */
+  public CandidateGroup candidates(String mappedModel) {
+    CandidateGroup g = byModel.get(mappedModel);
+    if (g != null) {
+      return g;
+    }
+    BitSet set = new BitSet(backends.size());
+    for (Backend b : backends) {
+      if (b.serves(mappedModel)) {
+        set.set(b.index());
+      }
+    }
+    // Models with the same candidates share one group, so balancing state is per backend set.
+    g = bySet.computeIfAbsent(set, s -> new CandidateGroup(s.stream().mapToObj(backends::get).toList()));
+    if (byModel.size() < MAX_CACHED_MODELS) {
+      byModel.put(mappedModel, g);
+    }
+    return g;
+  }
+
+  /**
+   * Starts the routing of one request.
+   *
+   * @param clientModel the model as the client named it, null when the request names none
+   * @param affinityKey the session-affinity header's value, or null
+   */
+  public RoutePlan plan(String clientModel, CandidateGroup group, String affinityKey) {
+    return new RoutePlan(this, clientModel, group, affinityKey);
+  }
+
+  LoadBalancer balancer() {
+    return balancer;
+  }
+
+  GatewayMetrics metrics() {
+    return metrics;
+  }
+
+  /** The fallback order after {@code first}, or null when no rule applies. */
+  List<Backend> fallbackAfter(Backend first, String clientModel) {
+    for (Chain c : chains) {
+      if (c.primary() == first && (c.models().isEmpty() || (clientModel != null && Glob.anyMatches(c.models(), clientModel)))) {
+        return c.fallback();
+      }
+    }
+    return null;
+  }
+
+  /** Model names for {@code /v1/models}: mapping keys and literal {@code models} entries, in config order. */
+  public Set<String> configuredModelNames() {
+    Set<String> names = new LinkedHashSet<>(mapping.keySet());
+    for (Backend b : backends) {
+      for (Glob g : b.models()) {
+        if (g.isLiteral()) {
+          names.add(g.pattern());
+        }
+      }
+    }
+    return names;
+  }
+}

@@ -1,0 +1,325 @@
+package io.llmproxy.server;
+
+import io.llmproxy.api.OpenAiError;
+import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.metrics.GatewayMetrics.CancelReason;
+import io.llmproxy.proxy.BodyScanner;
+import io.llmproxy.proxy.Dispatch;
+import io.llmproxy.proxy.Downstream;
+import io.llmproxy.proxy.ForwardedHeaders;
+import io.llmproxy.proxy.RequestBody;
+import io.llmproxy.proxy.RequestBody.InvalidBodyException;
+import io.llmproxy.proxy.RequestSpec;
+import io.llmproxy.proxy.UpstreamClient;
+import io.llmproxy.proxy.Usage;
+import io.llmproxy.routing.Backend;
+import io.llmproxy.routing.CandidateGroup;
+import io.llmproxy.routing.Router;
+import io.vertx.core.MultiMap;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.net.SocketAddress;
+
+/**
+ * One client request to a proxied route, from the first byte to the access-log line (SPEC §5): the
+ * client-to-proxy leg (request id, body with its size cap, {@code model} and {@code stream}, model
+ * mapping, candidates) and the proxy-to-client leg a {@link Dispatch} drives. The client's close is
+ * watched from the moment the request arrives, so a client that leaves during prefill aborts the
+ * upstream request at once. Ends exactly once, with one metrics update and one log line.
+ */
+final class ClientExchange implements Downstream {
+  /** nginx's code for "client closed request", used in metrics and logs only. */
+  static final int CLIENT_CLOSED = 499;
+
+  /** How a path is proxied. */
+  enum Route {
+    /** {@code /v1/chat/completions}, {@code /v1/completions}, {@code /v1/embeddings}: JSON with a model. */
+    MODEL(true, false),
+    /** Any other {@code /v1/*}: routed by the body's model when it has one. */
+    PASSTHROUGH(false, false),
+    /** TGI's {@code /generate_stream}: always a stream. */
+    PASSTHROUGH_STREAM(false, true);
+
+    final boolean requiresModel;
+    final boolean alwaysStream;
+
+    Route(boolean requiresModel, boolean alwaysStream) {
+      this.requiresModel = requiresModel;
+      this.alwaysStream = alwaysStream;
+    }
+  }
+
+  private final GatewayServices services;
+  private final Vertx vertx;
+  private final UpstreamClient client;
+  private final HttpServerRequest req;
+  private final HttpServerResponse resp;
+  private final Route route;
+  private final long receivedNanos = System.nanoTime();
+  private final String requestId;
+
+  private Buffer body;
+  private long bodyReadNanos;
+  private String clientModel;
+  private String sentModel;
+  private boolean stream;
+  private Dispatch dispatch;
+  private boolean done;
+  private boolean sseResponse;
+  private int status;
+  private String error;
+  private long bytesOut;
+
+  ClientExchange(GatewayServices services, Vertx vertx, UpstreamClient client, HttpServerRequest req, Route route) {
+    this.services = services;
+    this.vertx = vertx;
+    this.client = client;
+    this.req = req;
+    this.resp = req.response();
+    this.route = route;
+    this.requestId = RequestIds.fromClientOrNew(req.getHeader("x-request-id"));
+  }
+
+  void start() {
+    resp.closeHandler(v -> onClientClosed());
+    long cap = services.config().limits().maxBodySizeBytes();
+    String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
+    long declared = -1;
+    if (contentLength != null) {
+      try {
+        declared = Long.parseLong(contentLength.trim());
+      } catch (NumberFormatException e) {
+        rejectAndClose(OpenAiError.INVALID_REQUEST, "Content-Length is not a number.");
+        return;
+      }
+      if (declared > cap) {
+        rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
+        return;
+      }
+    }
+    body = Buffer.buffer(declared > 0 ? (int) declared : 1024);
+    req.handler(chunk -> {
+      if (done) {
+        return;
+      }
+      if (body.length() + (long) chunk.length() > cap) {
+        rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
+        return;
+      }
+      body.appendBuffer(chunk);
+    });
+    req.endHandler(v -> {
+      if (!done) {
+        onBody();
+      }
+    });
+  }
+
+  private static String tooLargeMessage(long cap) {
+    return "The request body is larger than the limit of " + cap + " bytes (limits.max_body_size).";
+  }
+
+  private void onBody() {
+    bodyReadNanos = System.nanoTime();
+    RequestBody parsed;
+    if (route.requiresModel) {
+      try {
+        parsed = RequestBody.parse(body);
+      } catch (InvalidBodyException e) {
+        reject(OpenAiError.INVALID_REQUEST, e.getMessage(), e.param());
+        return;
+      }
+    } else {
+      parsed = parseOptional(body);
+    }
+    clientModel = parsed.model();
+    stream = parsed.stream() || route.alwaysStream;
+    Router router = services.router();
+    CandidateGroup group;
+    if (clientModel == null || clientModel.isEmpty()) {
+      if (route.requiresModel) {
+        reject(OpenAiError.INVALID_REQUEST, "You must provide a model parameter.", "model");
+        return;
+      }
+      group = router.all();
+    } else {
+      sentModel = router.map(clientModel);
+      group = router.candidates(sentModel);
+      if (group.isEmpty()) {
+        reject(OpenAiError.MODEL_NOT_FOUND,
+            "The model '" + clientModel + "' does not exist or no backend serves it.", "model");
+        return;
+      }
+    }
+    MultiMap headers = HttpHeaders.headers();
+    ForwardedHeaders.copyRequest(req.headers(), headers, clientIp());
+    headers.set("x-request-id", requestId);
+    var affinity = services.config().routing().sessionAffinity();
+    String affinityKey = affinity == null ? null : req.getHeader(affinity.header());
+    Buffer upstreamBody = sentModel == null ? body : parsed.withModel(sentModel);
+    RequestSpec spec = new RequestSpec(req.method(), req.uri(), headers, upstreamBody, stream, clientModel);
+    dispatch = new Dispatch(vertx, client, services.metrics(), router.plan(clientModel, group, affinityKey),
+        services.config().routing(), spec, this);
+    dispatch.start();
+  }
+
+  /** Bodies of pass-through routes may be anything; the model is used only when they are JSON with one. */
+  private static RequestBody parseOptional(Buffer body) {
+    if (body.length() == 0 || body.getByte(0) != '{') {
+      return RequestBody.opaque(body);
+    }
+    try {
+      return RequestBody.parse(body);
+    } catch (InvalidBodyException e) {
+      return RequestBody.opaque(body);
+    }
+  }
+
+  private String clientIp() {
+    SocketAddress remote = req.remoteAddress();
+    return remote == null ? null : remote.hostAddress();
+  }
+
+  // ---- Downstream: driven by the dispatch
+
+  @Override
+  public void commit(Backend backend, int attempts, HttpClientResponse response) {
+    status = response.statusCode();
+    resp.setStatusCode(status);
+    String message = response.statusMessage();
+    if (message != null && !message.isEmpty()) {
+      resp.setStatusMessage(message);
+    }
+    MultiMap out = resp.headers();
+    ForwardedHeaders.copyResponse(response.headers(), out);
+    out.set("x-request-id", requestId);
+    out.set("x-llmproxy-backend", backend.name());
+    out.set("x-llmproxy-attempts", Integer.toString(attempts));
+    if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
+      resp.setChunked(true);
+    }
+    sseResponse = BodyScanner.isEventStream(response.getHeader(HttpHeaders.CONTENT_TYPE));
+  }
+
+  @Override
+  public boolean write(Buffer chunk) {
+    bytesOut += chunk.length();
+    resp.write(chunk);
+    return !resp.writeQueueFull();
+  }
+
+  @Override
+  public void drainHandler(Runnable onDrain) {
+    resp.drainHandler(v -> onDrain.run());
+  }
+
+  @Override
+  public void end() {
+    resp.end();
+    complete();
+  }
+
+  @Override
+  public void fail(OpenAiError err, String message) {
+    reject(err, message, null);
+  }
+
+  @Override
+  public void abort(OpenAiError err, String message) {
+    error = err.code() + ": " + message;
+    if (sseResponse && resp.isChunked()) {
+      // Close any partial event first, then one error event, then the end of the stream.
+      String prefix = dispatch.atEventBoundary() ? "" : "\n\n";
+      String event = prefix + "data: " + err.json(message, null) + "\n\n";
+      bytesOut += event.length();
+      resp.end(Buffer.buffer(event));
+    } else {
+      resp.reset(); // no way to say it in-band: cut the connection so the client sees the truncation
+    }
+    complete();
+  }
+
+  // ---- the gateway's own answers
+
+  /** Answers with an error of the gateway's own before anything was sent. */
+  private void reject(OpenAiError err, String message, String param) {
+    if (done) {
+      return;
+    }
+    status = err.status();
+    error = err.code() + ": " + message;
+    resp.setStatusCode(err.status())
+        .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+        .putHeader("x-request-id", requestId);
+    if (dispatch != null && dispatch.attemptCount() > 0) {
+      resp.putHeader("x-llmproxy-attempts", Integer.toString(dispatch.attemptCount()));
+    }
+    Buffer b = err.body(message, param);
+    bytesOut += b.length();
+    resp.end(b);
+    complete();
+  }
+
+  /** An error after which the unread rest of the request makes the connection unusable. */
+  private void rejectAndClose(OpenAiError err, String message) {
+    resp.putHeader(HttpHeaders.CONNECTION, "close");
+    reject(err, message, null);
+    req.connection().close();
+  }
+
+  private void onClientClosed() {
+    if (done) {
+      return;
+    }
+    status = CLIENT_CLOSED;
+    error = "client_disconnect";
+    if (dispatch != null) {
+      dispatch.cancel(CancelReason.CLIENT_DISCONNECT);
+    }
+    complete();
+  }
+
+  /** Ends the exchange: metrics and the access-log line, exactly once. */
+  private void complete() {
+    if (done) {
+      return;
+    }
+    done = true;
+    long now = System.nanoTime();
+    GatewayMetrics m = services.metrics();
+    Backend backend = dispatch == null ? null : dispatch.winnerBackend();
+    if (backend == null && dispatch != null) {
+      backend = dispatch.lastBackend();
+    }
+    String backendName = backend == null ? "none" : backend.name();
+    m.requestCompleted(clientModel, backendName, status, stream, now - receivedNanos);
+    double ttftMs = -1;
+    Usage usage = Usage.NONE;
+    if (dispatch != null) {
+      long firstToken = dispatch.clientFirstTokenNanos();
+      if (firstToken > 0) {
+        ttftMs = (firstToken - receivedNanos) / 1e6;
+        m.clientTtft(clientModel, firstToken - receivedNanos);
+      }
+      long overhead = dispatch.overheadNanos(bodyReadNanos);
+      if (overhead >= 0) {
+        m.overhead(overhead);
+      }
+      usage = dispatch.usage();
+      if (usage.known() && dispatch.winnerBackend() != null) {
+        m.tokens(clientModel, backendName, usage.promptTokens(), usage.completionTokens());
+      }
+    }
+    AccessLog log = services.accessLog();
+    if (log.enabled()) {
+      log.log(new AccessLog.Entry(requestId, req.method().name(), req.path(), clientIp(), clientModel, sentModel,
+          backend == null ? null : backend.name(), dispatch == null ? 0 : dispatch.attemptCount(),
+          false, status, stream, ttftMs, (now - receivedNanos) / 1e6, usage.promptTokens(),
+          usage.completionTokens(), bytesOut, error));
+    }
+  }
+}

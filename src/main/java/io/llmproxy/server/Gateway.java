@@ -1,0 +1,152 @@
+package io.llmproxy.server;
+
+import static java.util.Objects.requireNonNull;
+
+import io.llmproxy.config.GatewayConfig;
+import io.llmproxy.health.ActiveHealthChecker;
+import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.routing.Backend;
+import io.llmproxy.routing.Router;
+import io.vertx.core.DeploymentOptions;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.PoolOptions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A running gateway: its own Vert.x with one event loop per core, one server and upstream pool per
+ * event loop, the active health checks, and the metrics. Start with {@link #start}; stop with
+ * {@link #shutdown}.
+ */
+public final class Gateway {
+  private static final Logger LOG = LoggerFactory.getLogger(Gateway.class);
+
+  /** Sections of the config whose features come in later releases: accepted, and said to do nothing yet. */
+  private static final List<String> NOT_YET_EFFECTIVE = List.of(
+      "routing.hedge", "outlier_detection", "rate_limit", "auth", "api_keys", "usage_hook", "admin");
+
+  private final Vertx vertx;
+  private final GatewayConfig config;
+  private final GatewayMetrics metrics;
+  private final Router router;
+  private final ActiveHealthChecker health;
+  private final ModelCatalog models;
+  private final Readiness readiness;
+  private final HttpClientAgent probeClient;
+  private final List<GatewayVerticle> verticles = new ArrayList<>();
+  private String deploymentId;
+  private int port;
+  private final AtomicReference<Future<Void>> stopping = new AtomicReference<>();
+
+  private Gateway(Vertx vertx, GatewayConfig config) {
+    this.vertx = vertx;
+    this.config = config;
+    this.metrics = new GatewayMetrics();
+    List<Backend> backends = new ArrayList<>();
+    for (int i = 0; i < config.backends().size(); i++) {
+      Backend b = new Backend(config.backends().get(i), i, config.healthCheck().enabled());
+      backends.add(b);
+      metrics.backendGauges(b.name(), b, x -> x.routable() ? 1 : 0, Backend::inflight);
+    }
+    this.router = new Router(config, backends, metrics);
+    this.probeClient = vertx.createHttpClient(
+        new HttpClientOptions().setKeepAlive(true).setTcpNoDelay(true).setName("llmproxy-probes"),
+        new PoolOptions().setHttp1MaxSize(2));
+    this.health = new ActiveHealthChecker(vertx, probeClient, config.healthCheck(), backends);
+    this.models = new ModelCatalog(vertx, probeClient, router, Duration.ofSeconds(60), config.healthCheck().timeout());
+    this.readiness = new Readiness(backends);
+  }
+
+  /** Starts a gateway on a Vert.x of its own, with one event loop per available core. */
+  public static Future<Gateway> start(GatewayConfig config) {
+    int loops = Runtime.getRuntime().availableProcessors();
+    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
+    return new Gateway(vertx, requireNonNull(config, "config")).deploy(loops)
+        .recover(t -> vertx.close().transform(v -> Future.failedFuture(t)));
+  }
+
+  private Future<Gateway> deploy(int loops) {
+    for (String section : NOT_YET_EFFECTIVE) {
+      if (config.explicitSections().contains(section)) {
+        LOG.warn("{} has no effect yet", section);
+      }
+    }
+    GatewayServices services = new GatewayServices(config, router, metrics,
+        new AccessLog(config.logging().accessLog(), config.logging().format() == GatewayConfig.LogFormat.JSON),
+        models, readiness);
+    // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
+    int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
+    return vertx.deployVerticle(() -> {
+          GatewayVerticle v = new GatewayVerticle(services, loops, listenPort, config.drainTimeout());
+          synchronized (verticles) {
+            verticles.add(v);
+          }
+          return v;
+        }, new DeploymentOptions().setInstances(loops))
+        .map(id -> {
+          deploymentId = id;
+          port = verticles.get(0).actualPort();
+          health.start();
+          models.start();
+          LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops",
+              config.listen().host(), port, config.backends().size(),
+              config.strategy().name().toLowerCase(java.util.Locale.ROOT), loops);
+          return this;
+        });
+  }
+
+  /** The port the gateway listens on (the real one when the config asked for port 0). */
+  public int port() {
+    return port;
+  }
+
+  public GatewayMetrics metrics() {
+    return metrics;
+  }
+
+  public Router router() {
+    return router;
+  }
+
+  public GatewayConfig config() {
+    return config;
+  }
+
+  /**
+   * Graceful stop (SPEC §9): {@code /ready} turns 503, the listening socket closes so new connections
+   * are refused, in-flight requests may finish for up to {@code drain}, then everything closes.
+   * Calling it again returns the same future.
+   */
+  public Future<Void> shutdown(Duration drain) {
+    Future<Void> f = stopping.get();
+    if (f != null) {
+      return f;
+    }
+    readiness.draining();
+    health.stop();
+    models.stop();
+    LOG.info("llmproxy stopping: draining in-flight requests for up to {} ms", drain.toMillis());
+    synchronized (verticles) {
+      verticles.forEach(v -> v.drainTimeout(drain));
+    }
+    Future<Void> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
+    f = undeploy
+        .eventually(probeClient::close)
+        .eventually(vertx::close)
+        .onComplete(ar -> metrics.close());
+    return stopping.compareAndSet(null, f) ? f : stopping.get();
+  }
+
+  /** Stops at once, with no drain. */
+  public Future<Void> close() {
+    return shutdown(Duration.ZERO);
+  }
+}

@@ -1,0 +1,135 @@
+package io.llmproxy.server;
+
+import io.llmproxy.api.OpenAiError;
+import io.llmproxy.proxy.UpstreamClient;
+import io.llmproxy.server.ClientExchange.Route;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The gateway on one event loop: an HTTP server sharing the listen port with the other loops' and
+ * this loop's own upstream pool. Dispatches by path (SPEC §4).
+ */
+final class GatewayVerticle extends VerticleBase {
+  private final GatewayServices services;
+  private final int eventLoops;
+  private final int port;
+  private volatile Duration drainTimeout;
+  private HttpServer server;
+  private UpstreamClient client;
+
+  GatewayVerticle(GatewayServices services, int eventLoops, int port, Duration drainTimeout) {
+    this.services = services;
+    this.eventLoops = eventLoops;
+    this.port = port;
+    this.drainTimeout = drainTimeout;
+  }
+
+  @Override
+  public Future<?> start() {
+    client = new UpstreamClient(vertx, services.config(), eventLoops);
+    HttpServerOptions options = new HttpServerOptions()
+        .setTcpNoDelay(true)
+        .setIdleTimeout(0)
+        .setMaxInitialLineLength(64 * 1024)
+        .setMaxHeaderSize(64 * 1024)
+        .setDecompressionSupported(false)
+        .setCompressionSupported(false)
+        .setHandle100ContinueAutomatically(true);
+    server = vertx.createHttpServer(options).requestHandler(this::handle);
+    return server.listen(port, services.config().listen().host());
+  }
+
+  void drainTimeout(Duration drain) {
+    this.drainTimeout = drain;
+  }
+
+  int actualPort() {
+    return server.actualPort();
+  }
+
+  /** Stops accepting, lets in-flight requests finish up to the drain timeout, then closes the pool. */
+  @Override
+  public Future<?> stop() {
+    return server.shutdown(drainTimeout.toMillis(), TimeUnit.MILLISECONDS)
+        .eventually(() -> client.close());
+  }
+
+  private void handle(HttpServerRequest req) {
+    String path = req.path();
+    switch (path) {
+      case "/v1/chat/completions", "/v1/completions", "/v1/embeddings" -> {
+        if (req.method() != HttpMethod.POST) {
+          methodNotAllowed(req);
+        } else {
+          proxy(req, Route.MODEL);
+        }
+      }
+      case "/v1/models" -> {
+        if (req.method() == HttpMethod.GET) {
+          json(req, 200, services.models().listJson());
+        } else {
+          methodNotAllowed(req);
+        }
+      }
+      case "/health" -> json(req, 200, Buffer.buffer("{\"status\":\"ok\"}"));
+      case "/ready" -> ready(req);
+      case "/generate" -> proxy(req, Route.PASSTHROUGH);
+      case "/generate_stream" -> proxy(req, Route.PASSTHROUGH_STREAM);
+      default -> {
+        if (services.config().metrics().enabled() && path.equals(services.config().metrics().path())) {
+          metrics(req);
+        } else if (path.startsWith("/v1/")) {
+          proxy(req, Route.PASSTHROUGH);
+        } else {
+          error(req, OpenAiError.NOT_FOUND, "Unknown path " + req.method() + " " + path + ".");
+        }
+      }
+    }
+  }
+
+  private void proxy(HttpServerRequest req, Route route) {
+    new ClientExchange(services, vertx, client, req, route).start();
+  }
+
+  private void ready(HttpServerRequest req) {
+    Readiness r = services.readiness();
+    boolean ready = r.ready();
+    String status = r.isDraining() ? "draining" : ready ? "ready" : "no_healthy_backend";
+    json(req, ready ? 200 : 503,
+        Buffer.buffer("{\"status\":\"" + status + "\",\"backends_up\":" + r.backendsUp() + "}"));
+  }
+
+  private void metrics(HttpServerRequest req) {
+    // Scraping walks every meter: off the event loop.
+    vertx.executeBlocking(() -> services.metrics().scrape(), false).onComplete(ar -> {
+      if (ar.succeeded()) {
+        req.response()
+            .putHeader(HttpHeaders.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+            .end(ar.result());
+      } else {
+        req.response().setStatusCode(500).end();
+      }
+    });
+  }
+
+  private static void methodNotAllowed(HttpServerRequest req) {
+    error(req, OpenAiError.METHOD_NOT_ALLOWED, "Method " + req.method() + " is not allowed on " + req.path() + ".");
+  }
+
+  private static void error(HttpServerRequest req, OpenAiError err, String message) {
+    json(req, err.status(), err.body(message, null));
+  }
+
+  private static void json(HttpServerRequest req, int status, Buffer body) {
+    req.response().setStatusCode(status).putHeader(HttpHeaders.CONTENT_TYPE, "application/json").end(body);
+  }
+}

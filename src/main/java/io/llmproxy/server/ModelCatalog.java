@@ -1,0 +1,140 @@
+package io.llmproxy.server;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.llmproxy.routing.Backend;
+import io.llmproxy.routing.Router;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * What {@code GET /v1/models} lists (SPEC §4): the mapped names, the literal names in backends'
+ * {@code models}, and the names the backends report on their own {@code /v1/models} (only those
+ * the backend's globs let it serve). Backends are asked at start and then every {@code refresh}; the
+ * endpoint answers from this cache and never waits for a backend.
+ */
+final class ModelCatalog {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final JsonFactory FACTORY = new JsonFactory();
+
+  private final Vertx vertx;
+  private final HttpClientAgent http;
+  private final Router router;
+  private final Duration refresh;
+  private final Duration timeout;
+  private final long created = System.currentTimeMillis() / 1000;
+  private final Map<String, List<String>> reported = new ConcurrentHashMap<>();
+  private long timer = -1;
+  private volatile boolean stopped;
+
+  ModelCatalog(Vertx vertx, HttpClientAgent http, Router router, Duration refresh, Duration timeout) {
+    this.vertx = vertx;
+    this.http = http;
+    this.router = router;
+    this.refresh = refresh;
+    this.timeout = timeout;
+  }
+
+  void start() {
+    refreshAll();
+  }
+
+  void stop() {
+    stopped = true;
+    if (timer >= 0) {
+      vertx.cancelTimer(timer);
+    }
+  }
+
+  private void refreshAll() {
+    if (stopped) {
+      return;
+    }
+    for (Backend b : router.backends()) {
+      fetch(b);
+    }
+    timer = vertx.setTimer(refresh.toMillis(), id -> refreshAll());
+  }
+
+  private void fetch(Backend b) {
+    RequestOptions options = new RequestOptions()
+        .setMethod(HttpMethod.GET)
+        .setHost(b.host())
+        .setPort(b.port())
+        .setSsl(b.ssl())
+        .setURI(b.target("/v1/models"))
+        .setConnectTimeout(timeout.toMillis())
+        .setIdleTimeout(timeout.toMillis());
+    String key = b.config().apiKey();
+    if (key != null && !key.isEmpty()) {
+      options.putHeader(HttpHeaders.AUTHORIZATION, "Bearer " + key);
+    }
+    http.request(options)
+        .compose(req -> req.send())
+        .compose(resp -> resp.statusCode() == 200 ? resp.body() : io.vertx.core.Future.<Buffer>failedFuture("HTTP " + resp.statusCode()))
+        .onSuccess(body -> reported.put(b.name(), parse(body, b)));
+  }
+
+  private static List<String> parse(Buffer body, Backend b) {
+    try {
+      JsonNode data = JSON.readTree(body.getBytes()).path("data");
+      Set<String> names = new LinkedHashSet<>();
+      for (JsonNode m : data) {
+        String id = m.path("id").asText(null);
+        if (id != null && b.serves(id)) {
+          names.add(id);
+        }
+      }
+      return List.copyOf(names);
+    } catch (IOException e) {
+      return List.of();
+    }
+  }
+
+  /** The names, in order: mapping keys, literal config names, then reported names by backend order. */
+  Set<String> names() {
+    Set<String> names = new LinkedHashSet<>(router.configuredModelNames());
+    for (Backend b : router.backends()) {
+      names.addAll(reported.getOrDefault(b.name(), List.of()));
+    }
+    return names;
+  }
+
+  /** OpenAI's list format. */
+  Buffer listJson() {
+    StringWriter w = new StringWriter();
+    try (JsonGenerator g = FACTORY.createGenerator(w)) {
+      g.writeStartObject();
+      g.writeStringField("object", "list");
+      g.writeArrayFieldStart("data");
+      for (String id : names()) {
+        g.writeStartObject();
+        g.writeStringField("id", id);
+        g.writeStringField("object", "model");
+        g.writeNumberField("created", created);
+        g.writeStringField("owned_by", "llmproxy");
+        g.writeEndObject();
+      }
+      g.writeEndArray();
+      g.writeEndObject();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return Buffer.buffer(w.toString());
+  }
+}

@@ -1,0 +1,155 @@
+package io.llmproxy.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.vertx.core.buffer.Buffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class BodyScannerTest {
+  private static final String ROLE =
+      "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
+  private static final String TOKEN =
+      "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" Hi\"},\"finish_reason\":null}]}\n\n";
+  private static final String FINISH =
+      "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"stop\"}]}\n\n";
+  private static final String USAGE =
+      "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"total_tokens\":15,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n";
+  private static final String DONE = "data: [DONE]\n\n";
+
+  /** Feeds the text cut into pieces of {@code size} bytes; returns the index of the chunk with the first token. */
+  private static int feedInPieces(BodyScanner s, String text, int size) {
+    byte[] b = text.getBytes(StandardCharsets.UTF_8);
+    int firstAt = -1;
+    int chunk = 0;
+    for (int i = 0; i < b.length; i += size, chunk++) {
+      byte[] part = java.util.Arrays.copyOfRange(b, i, Math.min(b.length, i + size));
+      if (s.feed(Buffer.buffer(part)) && firstAt < 0) {
+        firstAt = chunk;
+      }
+    }
+    return firstAt;
+  }
+
+  @Test
+  void roleChunkIsNotTheFirstTokenButContentIs() {
+    BodyScanner s = BodyScanner.sse(false);
+    assertThat(s.feed(Buffer.buffer(ROLE))).isFalse();
+    assertThat(s.firstTokenSeen()).isFalse();
+    assertThat(s.feed(Buffer.buffer(TOKEN))).isTrue();
+    assertThat(s.feed(Buffer.buffer(TOKEN))).isFalse();
+    assertThat(s.firstTokenSeen()).isTrue();
+  }
+
+  @Test
+  void firstByteModeCountsTheRoleChunk() {
+    BodyScanner s = BodyScanner.sse(true);
+    assertThat(s.feed(Buffer.buffer(ROLE))).isTrue();
+  }
+
+  @Test
+  void findsTokenAndUsageWhateverTheChunking() {
+    String stream = ROLE + TOKEN + TOKEN + FINISH + USAGE + DONE;
+    for (int size = 1; size <= stream.length(); size += (size < 40 ? 1 : 37)) {
+      BodyScanner s = BodyScanner.sse(false);
+      int firstAt = feedInPieces(s, stream, size);
+      int tokenEnd = (ROLE + TOKEN).getBytes(StandardCharsets.UTF_8).length - 1; // the '\n' ending the line
+      assertThat(firstAt).as("chunk size %d", size).isEqualTo((tokenEnd - 1) / size);
+      assertThat(s.usage()).as("chunk size %d", size).isEqualTo(new Usage(12, 3));
+      assertThat(s.events()).isEqualTo(6);
+      assertThat(s.atEventBoundary()).isTrue();
+    }
+  }
+
+  @Test
+  void crlfLinesAndOtherFieldsAndComments() {
+    String stream = ": keep-alive\r\n\r\nevent: message\r\nid: 7\r\n"
+        + ROLE.replace("\n\n", "\r\n\r\n") + TOKEN.replace("\n\n", "\r\n\r\n");
+    BodyScanner s = BodyScanner.sse(false);
+    assertThat(feedInPieces(s, stream, 7)).isGreaterThanOrEqualTo(0);
+    assertThat(s.atEventBoundary()).isTrue();
+  }
+
+  @Test
+  void boundaryIsKnownMidEvent() {
+    BodyScanner s = BodyScanner.sse(false);
+    s.feed(Buffer.buffer(TOKEN.substring(0, 30)));
+    assertThat(s.atEventBoundary()).isFalse();
+    s.feed(Buffer.buffer(TOKEN.substring(30, TOKEN.length() - 1)));
+    assertThat(s.atEventBoundary()).isFalse();
+    s.feed(Buffer.buffer("\n"));
+    assertThat(s.atEventBoundary()).isTrue();
+  }
+
+  @Test
+  void outputKindsThatCountAsTokens() {
+    List<String> tokens = List.of(
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"reasoning_content\":\"hm\"}}]}",
+        "{\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}",
+        "{\"choices\":[{\"text\":\" a\",\"finish_reason\":null}]}",
+        "{\"index\":0,\"token\":{\"id\":1,\"text\":\" a\",\"special\":false},\"generated_text\":null}");
+    for (String t : tokens) {
+      BodyScanner s = BodyScanner.sse(false);
+      assertThat(s.feed(Buffer.buffer("data: " + t + "\n\n"))).as(t).isTrue();
+    }
+    List<String> notTokens = List.of(
+        "{\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\"},\"finish_reason\":null}]}",
+        "{\"error\":{\"message\":\"boom\"}}",
+        "[DONE]",
+        "not json");
+    for (String t : notTokens) {
+      BodyScanner s = BodyScanner.sse(false);
+      assertThat(s.feed(Buffer.buffer("data: " + t + "\n\n"))).as(t).isFalse();
+    }
+  }
+
+  @Test
+  void longLinesHaveNoCap() {
+    String big = "x".repeat(300_000);
+    String event = "data: {\"choices\":[{\"delta\":{\"content\":\"" + big + "\"}}]}\n\n";
+    BodyScanner s = BodyScanner.sse(false);
+    assertThat(feedInPieces(s, event, 8192)).isEqualTo((event.length() - 2) / 8192);
+  }
+
+  @Test
+  void usageInsideContentIsNotUsage() {
+    String tricky = "data: {\"choices\":[{\"delta\":{\"content\":\"the \\\"usage\\\": {\\\"prompt_tokens\\\": 99}\"}}]}\n\n";
+    BodyScanner s = BodyScanner.sse(false);
+    s.feed(Buffer.buffer(tricky));
+    assertThat(s.usage().known()).isFalse();
+  }
+
+  @Test
+  void plainJsonBodyUsageAndFirstByte() {
+    String body = "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}}],"
+        + "\"usage\": {\"prompt_tokens\": 5, \"completion_tokens\": 7, \"total_tokens\": 12}}";
+    List<Boolean> firsts = new ArrayList<>();
+    BodyScanner s = BodyScanner.plain();
+    byte[] b = body.getBytes(StandardCharsets.UTF_8);
+    for (int i = 0; i < b.length; i += 10) {
+      firsts.add(s.feed(Buffer.buffer(java.util.Arrays.copyOfRange(b, i, Math.min(b.length, i + 10)))));
+    }
+    assertThat(firsts.get(0)).isTrue();
+    assertThat(firsts.subList(1, firsts.size())).containsOnly(false);
+    assertThat(s.usage()).isEqualTo(new Usage(5, 7));
+  }
+
+  @Test
+  void usageNullIsIgnored() {
+    BodyScanner s = BodyScanner.sse(false);
+    s.feed(Buffer.buffer("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n" + USAGE));
+    assertThat(s.usage()).isEqualTo(new Usage(12, 3));
+  }
+
+  @Test
+  void eventStreamMediaType() {
+    assertThat(BodyScanner.isEventStream("text/event-stream")).isTrue();
+    assertThat(BodyScanner.isEventStream("Text/Event-Stream; charset=utf-8")).isTrue();
+    assertThat(BodyScanner.isEventStream("application/json")).isFalse();
+    assertThat(BodyScanner.isEventStream(null)).isFalse();
+  }
+}
