@@ -100,7 +100,7 @@ final class ConfigBinder {
       return new BackendsResult(List.of(), unusable);
     }
     List<ConfigNode> items = list.items();
-    if (items.isEmpty()) {
+    if (items.isEmpty() && list.isList()) {
       list.problem("at least one backend is required");
     }
     Map<String, Integer> names = new HashMap<>();

@@ -28,7 +28,8 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  * <ul>
  *   <li>Every scalar stays text as written ({@code 010} stays {@code "010"}, not 8); the binder parses
  *       numbers and booleans itself, so {@code weight: 10} and {@code weight: "10"} read the same.
- *       A plain {@code ~}, {@code null} or empty value is a {@link NullNode}.
+ *       A plain {@code ~}, {@code null} or a key with no value is a {@link NullNode}; a quoted
+ *       {@code ''} is the empty string.
  *   <li>A duplicated key is a problem naming its path and both lines; reading goes on, so every
  *       duplicate is reported at once.
  *   <li>Anchors, aliases ({@code *name}) and merge keys ({@code <<: *name}) are expanded, where the plain
@@ -48,13 +49,15 @@ final class YamlTreeReader {
   /** @param root null for an empty document */
   record Tree(JsonNode root, Map<String, Integer> lines) {}
 
+  private final String source;
   private final YAMLParser parser;
   private final List<Problem> problems;
   private final Map<String, Integer> lines = new HashMap<>();
   private final Map<String, JsonNode> anchors = new HashMap<>();
   private int aliasNodes;
 
-  private YamlTreeReader(YAMLParser parser, List<Problem> problems) {
+  private YamlTreeReader(String source, YAMLParser parser, List<Problem> problems) {
+    this.source = source;
     this.parser = parser;
     this.problems = problems;
   }
@@ -66,7 +69,7 @@ final class YamlTreeReader {
    */
   static Tree read(String yaml, List<Problem> problems) throws ConfigException {
     try (YAMLParser parser = (YAMLParser) FACTORY.createParser(yaml)) {
-      YamlTreeReader reader = new YamlTreeReader(parser, problems);
+      YamlTreeReader reader = new YamlTreeReader(yaml, parser, problems);
       JsonToken first = parser.nextToken();
       if (first == null) {
         return new Tree(null, reader.lines);
@@ -102,7 +105,7 @@ final class YamlTreeReader {
       case START_OBJECT -> readMapping(path, line);
       case START_ARRAY -> readSequence(path);
       case VALUE_NULL -> NullNode.getInstance();
-      default -> TextNode.valueOf(parser.getText());
+      default -> isPlainEmpty(token) ? NullNode.getInstance() : TextNode.valueOf(parser.getText());
     };
     if (anchor != null) {
       anchors.put(anchor, value);
@@ -140,19 +143,19 @@ final class YamlTreeReader {
   }
 
   /** YAML merge keys: keys written in the mapping win, then earlier merged mappings. */
-  private void merge(ObjectNode target, JsonNode source, String path, int line) {
-    if (source.isArray()) {
-      for (JsonNode item : source) {
+  private void merge(ObjectNode target, JsonNode merged, String path, int line) {
+    if (merged.isArray()) {
+      for (JsonNode item : merged) {
         merge(target, item, path, line);
       }
       return;
     }
-    if (!source.isObject()) {
+    if (!merged.isObject()) {
       problems.add(new Problem(line, Problem.childPath(path, "<<"),
           "a merge key (<<) takes a mapping or a list of mappings, like <<: *defaults"));
       return;
     }
-    Iterator<Map.Entry<String, JsonNode>> fields = source.fields();
+    Iterator<Map.Entry<String, JsonNode>> fields = merged.fields();
     while (fields.hasNext()) {
       Map.Entry<String, JsonNode> field = fields.next();
       if (!target.has(field.getKey())) {
@@ -169,6 +172,22 @@ final class YamlTreeReader {
       sequence.add(readValue(token, Problem.itemPath(path, sequence.size())));
     }
     return sequence;
+  }
+
+  /**
+   * Whether the value is written as nothing at all ({@code key:} with no value), which YAML reads as null
+   * but the streaming parser reports as an empty string, like a quoted {@code ''}.
+   */
+  private boolean isPlainEmpty(JsonToken token) throws IOException {
+    if (token != JsonToken.VALUE_STRING || !parser.getText().isEmpty()) {
+      return false;
+    }
+    long offset = parser.currentTokenLocation().getCharOffset();
+    if (offset < 0 || offset >= source.length()) {
+      return true;
+    }
+    char first = source.charAt((int) offset);
+    return first != '\'' && first != '"' && first != '!';
   }
 
   private JsonNode resolveAlias(String name, String path, int line) {
