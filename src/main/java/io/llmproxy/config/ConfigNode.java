@@ -70,6 +70,7 @@ final class ConfigNode {
     knownKeys.add(key);
     JsonNode child = json != null && json.isObject() ? json.get(key) : null;
     String childPath = Problem.childPath(path, key);
+    session.askedPaths.add(childPath);
     return new ConfigNode(session, childPath, session.lineOf(childPath, line), child);
   }
 
@@ -328,6 +329,7 @@ final class ConfigNode {
     private final Map<String, List<String>> unsetVariables = new LinkedHashMap<>();
     private final Map<String, List<String>> unsetByPath = new HashMap<>();
     private final List<ConfigNode> sections = new ArrayList<>();
+    private final Set<String> askedPaths = new LinkedHashSet<>();
 
     /**
      * @param env       a variable's value, or null when not set
@@ -366,6 +368,11 @@ final class ConfigNode {
         unsetByPath.computeIfAbsent(path, p -> new ArrayList<>()).add(variable);
       }
       return result.value();
+    }
+
+    /** Every path the binder asked for, written or not (for checking that an example covers every key). */
+    Set<String> askedPaths() {
+      return askedPaths;
     }
 
     /** Each variable used but not set (without a default), with the paths that used it. */
