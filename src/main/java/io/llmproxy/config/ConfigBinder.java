@@ -106,8 +106,7 @@ final class ConfigBinder {
     Map<String, Integer> names = new HashMap<>();
     for (int i = 0; i < items.size(); i++) {
       ConfigNode item = items.get(i);
-      if (!item.isPresent()) {
-        item.problem("expected a backend, like {url: \"http://gpu-1:8000\"}");
+      if (!isMapping(item, "{url: \"http://gpu-1:8000\"}")) {
         continue;
       }
       ConfigNode b = item.asSection();
@@ -129,9 +128,7 @@ final class ConfigBinder {
       }
       ConfigNode nameNode = b.get("name");
       String name = nameNode.string(null);
-      if (name != null && name.isBlank()) {
-        name = null;
-      }
+      name = name == null || name.isBlank() ? null : name.strip();
       if (name != null && name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
         nameNode.problem("must not contain control characters");
         name = null;
@@ -172,6 +169,15 @@ final class ConfigBinder {
       }
     }
     return new BackendsResult(List.copyOf(backends), unusable);
+  }
+
+  /** Whether a list item is a mapping; records one problem when it is not. */
+  private static boolean isMapping(ConfigNode item, String example) {
+    if (item.isMapping()) {
+      return true;
+    }
+    item.problem("expected a mapping, like " + example);
+    return false;
   }
 
   private static Map<String, String> headers(ConfigNode node) {
@@ -240,8 +246,7 @@ final class ConfigBinder {
   private static List<FallbackRule> fallback(ConfigNode list, BackendsResult backends) {
     List<FallbackRule> rules = new ArrayList<>();
     for (ConfigNode item : list.items()) {
-      if (!item.isPresent()) {
-        item.problem("expected a rule, like {primary: gpu-1, fallback: [gpu-2]}");
+      if (!isMapping(item, "{primary: gpu-1, fallback: [gpu-2]}")) {
         continue;
       }
       ConfigNode rule = item.asSection();
@@ -482,8 +487,7 @@ final class ConfigBinder {
     List<ConfigNode> items = list.items();
     for (int i = 0; i < items.size(); i++) {
       ConfigNode item = items.get(i);
-      if (!item.isPresent()) {
-        item.problem("expected an API key entry, like {key: \"${TEAM_KEY}\", name: team}");
+      if (!isMapping(item, "{key: \"${TEAM_KEY}\", name: team}")) {
         continue;
       }
       ConfigNode k = item.asSection();

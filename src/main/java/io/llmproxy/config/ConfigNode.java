@@ -55,6 +55,11 @@ final class ConfigNode {
     return json != null && !json.isNull();
   }
 
+  /** Written as a mapping. */
+  boolean isMapping() {
+    return json != null && json.isObject();
+  }
+
   /** Written as a list. */
   boolean isList() {
     return json != null && json.isArray();

@@ -119,6 +119,23 @@ class ConfigErrorsTest {
   }
 
   @Test
+  void listItemsThatAreNotMappingsGetOneProblemEach() {
+    assertThat(problems("""
+        backends:
+          - http://a:1
+          -
+          - url: http://b:1
+        routing:
+          fallback: [b:1]
+        api_keys: [sk-plain]
+        """)).containsExactly(
+        "backends[0]: expected a mapping, like {url: \"http://gpu-1:8000\"}",
+        "backends[1]: expected a mapping, like {url: \"http://gpu-1:8000\"}",
+        "routing.fallback[0]: expected a mapping, like {primary: gpu-1, fallback: [gpu-2]}",
+        "api_keys[0]: expected a mapping, like {key: \"${TEAM_KEY}\", name: team}");
+  }
+
+  @Test
   void duplicateBackendNames() {
     assertThat(problems("""
         backends:
