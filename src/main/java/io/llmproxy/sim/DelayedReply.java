@@ -1,14 +1,14 @@
 package io.llmproxy.sim;
 
-import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
 
 /** A whole JSON response sent after a delay, unless the client leaves first. */
-final class DelayedReply implements Handler<Long> {
+final class DelayedReply extends TickClock.Step {
 
   private final Vertx vertx;
+  private final TickClock clock;
   private final SimState state;
   private final SimExchange exchange;
   private final HttpServerResponse response;
@@ -16,9 +16,10 @@ final class DelayedReply implements Handler<Long> {
   private boolean stopped;
   private long timerId = -1;
 
-  DelayedReply(Vertx vertx, SimState state, SimExchange exchange, HttpServerResponse response,
+  DelayedReply(Vertx vertx, TickClock clock, SimState state, SimExchange exchange, HttpServerResponse response,
       Buffer body) {
     this.vertx = vertx;
+    this.clock = clock;
     this.state = state;
     this.exchange = exchange;
     this.response = response;
@@ -29,14 +30,14 @@ final class DelayedReply implements Handler<Long> {
     exchange.onDisconnect(this::stop);
     long ms = SimState.millis(delayNanos);
     if (ms > 0) {
-      timerId = vertx.setTimer(ms, this);
+      timerId = clock.schedule(this, ms);
     } else {
       send();
     }
   }
 
   @Override
-  public void handle(Long timer) {
+  void fire() {
     timerId = -1;
     send();
   }

@@ -27,10 +27,13 @@ final class SimHandler implements Handler<HttpServerRequest> {
 
   private final Vertx vertx;
   private final SimState state;
+  private final TickClock clock;
 
+  /** One per HTTP server: all its requests, and so its clock, run on one event loop. */
   SimHandler(Vertx vertx, SimState state) {
     this.vertx = vertx;
     this.state = state;
+    this.clock = new TickClock(vertx);
   }
 
   @Override
@@ -158,13 +161,13 @@ final class SimHandler implements Handler<HttpServerRequest> {
 
   private void stream(Profile profile, SimExchange exchange, HttpServerResponse response,
       StreamEvents events, int tokens, ThreadLocalRandom random) {
-    new TokenStream(vertx, state, profile, exchange, response, events, tokens)
+    new TokenStream(vertx, clock, state, profile, exchange, response, events, tokens)
         .start(profile.ttftNanos(random));
   }
 
   private void reply(SimExchange exchange, HttpServerResponse response, long delayNanos,
       Buffer body) {
-    new DelayedReply(vertx, state, exchange, response, body).start(delayNanos);
+    new DelayedReply(vertx, clock, state, exchange, response, body).start(delayNanos);
   }
 
   /** {@code max_completion_tokens} over {@code max_tokens}; TGI's {@code max_new_tokens}. */

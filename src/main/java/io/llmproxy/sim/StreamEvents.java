@@ -6,6 +6,8 @@ import io.vertx.core.buffer.Buffer;
  * The SSE events of one streamed response, each one complete ({@code data: ...\n\n}) and written
  * with its own {@code write}. The bytes that are the same for every event of a response are built
  * once per response, and those that are the same for every response once per {@link Profile}.
+ * A returned buffer may be returned again (a word's event repeats each cycle): writing a Vert.x
+ * buffer does not consume it.
  */
 interface StreamEvents {
 
@@ -40,6 +42,8 @@ interface StreamEvents {
     private final byte[] tokenPrefix;
     private final byte[][] lastTails;
     private final String usage;
+    /** The events of the words, built on first use: a word's event is the same each cycle. */
+    private final Buffer[] cache;
 
     Chat(Profile profile, long id, long created, String escapedModel, boolean finishLength,
         String usage) {
@@ -49,6 +53,7 @@ interface StreamEvents {
       this.tokenPrefix = Profile.bytes(head + "{\"index\":0,\"delta\":{\"content\":\"");
       this.lastTails = finishLength ? profile.chatTailsLength : profile.chatTailsStop;
       this.usage = usage;
+      this.cache = new Buffer[profile.words.length];
     }
 
     @Override
@@ -59,8 +64,15 @@ interface StreamEvents {
 
     @Override
     public Buffer token(int index, boolean last) {
-      byte[][] tails = last ? lastTails : profile.chatTails;
-      return concat(tokenPrefix, tails[index % tails.length]);
+      if (last) {
+        return concat(tokenPrefix, lastTails[index % lastTails.length]);
+      }
+      int word = index % cache.length;
+      Buffer event = cache[word];
+      if (event == null) {
+        event = cache[word] = concat(tokenPrefix, profile.chatTails[word]);
+      }
+      return event;
     }
 
     @Override
@@ -81,6 +93,7 @@ interface StreamEvents {
     private final byte[] tokenPrefix;
     private final byte[][] lastTails;
     private final String usage;
+    private final Buffer[] cache;
 
     Completion(Profile profile, long id, long created, String escapedModel, boolean finishLength,
         String usage) {
@@ -90,6 +103,7 @@ interface StreamEvents {
       this.tokenPrefix = Profile.bytes(head + "{\"index\":0,\"text\":\"");
       this.lastTails = finishLength ? profile.completionTailsLength : profile.completionTailsStop;
       this.usage = usage;
+      this.cache = new Buffer[profile.words.length];
     }
 
     @Override
@@ -99,8 +113,15 @@ interface StreamEvents {
 
     @Override
     public Buffer token(int index, boolean last) {
-      byte[][] tails = last ? lastTails : profile.completionTails;
-      return concat(tokenPrefix, tails[index % tails.length]);
+      if (last) {
+        return concat(tokenPrefix, lastTails[index % lastTails.length]);
+      }
+      int word = index % cache.length;
+      Buffer event = cache[word];
+      if (event == null) {
+        event = cache[word] = concat(tokenPrefix, profile.completionTails[word]);
+      }
+      return event;
     }
 
     @Override

@@ -11,15 +11,16 @@ import java.util.concurrent.ThreadLocalRandom;
  * Streams one response's SSE events on the connection's event loop: nothing (or, with early
  * headers, the head and the role chunk) until the ttft, then the role chunk and the first token,
  * then a token per itl, then usage and {@code [DONE]} right after the last token. Each event is its
- * own write. A full write queue holds the next token until it drains. A client disconnect cancels
- * the pending timer.
+ * own write. A full write queue holds the next token until it drains. A client disconnect stops
+ * the stream (and cancels its Vert.x timer, if it waits long enough to have one).
  */
-final class TokenStream implements Handler<Long> {
+final class TokenStream extends TickClock.Step {
 
   static final CharSequence EVENT_STREAM =
       HttpHeaders.createOptimized("text/event-stream; charset=utf-8");
 
   private final Vertx vertx;
+  private final TickClock clock;
   private final SimState state;
   private final Profile profile;
   private final SimExchange exchange;
@@ -33,9 +34,10 @@ final class TokenStream implements Handler<Long> {
   private boolean stopped;
   private long timerId = -1;
 
-  TokenStream(Vertx vertx, SimState state, Profile profile, SimExchange exchange,
+  TokenStream(Vertx vertx, TickClock clock, SimState state, Profile profile, SimExchange exchange,
       HttpServerResponse response, StreamEvents events, int tokens) {
     this.vertx = vertx;
+    this.clock = clock;
     this.state = state;
     this.profile = profile;
     this.exchange = exchange;
@@ -53,14 +55,14 @@ final class TokenStream implements Handler<Long> {
     }
     long ms = SimState.millis(ttftNanos);
     if (ms > 0) {
-      timerId = vertx.setTimer(ms, this);
+      timerId = clock.schedule(this, ms);
     } else {
       pump();
     }
   }
 
   @Override
-  public void handle(Long timer) {
+  void fire() {
     timerId = -1;
     pump();
   }
@@ -87,7 +89,7 @@ final class TokenStream implements Handler<Long> {
       }
       long ms = SimState.millis(profile.itlNanos(random));
       if (ms > 0) {
-        timerId = vertx.setTimer(ms, this);
+        timerId = clock.schedule(this, ms);
         return;
       }
     }

@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 
 class SimulatorDisconnectTest extends SimTestBase {
 
-  private static final Duration FEW_MS = Duration.ofMillis(50);
+  private static final Duration FEW_MS = Duration.ofMillis(100);
 
   @Test
   void aHungRequestRecordsTheClientLeaving() throws Exception {
