@@ -1,0 +1,93 @@
+package io.llmproxy.cli;
+
+import ch.qos.logback.classic.AsyncAppender;
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.LoggerContext;
+import ch.qos.logback.classic.encoder.PatternLayoutEncoder;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.ConsoleAppender;
+import ch.qos.logback.core.encoder.Encoder;
+import ch.qos.logback.core.encoder.LayoutWrappingEncoder;
+import io.llmproxy.config.GatewayConfig.LogFormat;
+import io.llmproxy.config.GatewayConfig.LoggingConfig;
+import io.llmproxy.server.AccessLog;
+import java.nio.charset.StandardCharsets;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Applies {@code logging} (SPEC §8) to Logback: JSON lines (or plain text) on stdout at the
+ * configured level, Netty and Vert.x quieter, and the access log on its own asynchronous appender so
+ * that writing it never blocks an event loop (when its queue is full, lines are dropped rather than
+ * stalling requests).
+ */
+public final class LoggingSetup {
+  private LoggingSetup() {}
+
+  public static void apply(LoggingConfig config) {
+    if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext ctx)) {
+      return;
+    }
+    ctx.reset();
+    boolean json = config.format() == LogFormat.JSON;
+
+    ConsoleAppender<ILoggingEvent> console = new ConsoleAppender<>();
+    console.setContext(ctx);
+    console.setName("console");
+    console.setEncoder(json ? jsonEncoder(ctx) : pattern(ctx, "%d{HH:mm:ss.SSS} %-5level %logger{20} - %msg%n"));
+    console.start();
+
+    Logger root = ctx.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    root.setLevel(Level.toLevel(config.level(), Level.INFO));
+    root.addAppender(console);
+    Level libraries = root.getLevel().isGreaterOrEqual(Level.WARN) ? root.getLevel() : Level.WARN;
+    ctx.getLogger("io.netty").setLevel(libraries);
+    ctx.getLogger("io.vertx").setLevel(libraries);
+
+    ConsoleAppender<ILoggingEvent> accessConsole = new ConsoleAppender<>();
+    accessConsole.setContext(ctx);
+    accessConsole.setName("access-console");
+    accessConsole.setEncoder(pattern(ctx, json ? "%msg%n" : "%d{HH:mm:ss.SSS} %msg%n"));
+    accessConsole.start();
+    AsyncAppender async = new AsyncAppender();
+    async.setContext(ctx);
+    async.setName("access");
+    async.setQueueSize(8192);
+    async.setDiscardingThreshold(0);
+    async.setNeverBlock(true);
+    async.addAppender(accessConsole);
+    async.start();
+    Logger access = ctx.getLogger(AccessLog.LOGGER);
+    access.setAdditive(false);
+    access.setLevel(config.accessLog() ? Level.INFO : Level.OFF);
+    access.addAppender(async);
+  }
+
+  /** Flushes the asynchronous appenders; call last on the way out. */
+  public static void stop() {
+    if (LoggerFactory.getILoggerFactory() instanceof LoggerContext ctx) {
+      ctx.stop();
+    }
+  }
+
+  private static Encoder<ILoggingEvent> pattern(LoggerContext ctx, String pattern) {
+    PatternLayoutEncoder e = new PatternLayoutEncoder();
+    e.setContext(ctx);
+    e.setPattern(pattern);
+    e.setCharset(StandardCharsets.UTF_8);
+    e.start();
+    return e;
+  }
+
+  private static Encoder<ILoggingEvent> jsonEncoder(LoggerContext ctx) {
+    JsonLineLayout layout = new JsonLineLayout();
+    layout.setContext(ctx);
+    layout.start();
+    LayoutWrappingEncoder<ILoggingEvent> e = new LayoutWrappingEncoder<>();
+    e.setContext(ctx);
+    e.setLayout(layout);
+    e.setCharset(StandardCharsets.UTF_8);
+    e.start();
+    return e;
+  }
+}

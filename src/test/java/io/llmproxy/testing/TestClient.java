@@ -1,0 +1,142 @@
+package io.llmproxy.testing;
+
+import static io.llmproxy.testing.TestGateway.await;
+
+import io.vertx.core.Future;
+import io.vertx.core.MultiMap;
+import io.vertx.core.Promise;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
+import io.vertx.core.json.JsonObject;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Blocking helpers over a Vert.x client, for tests. */
+public final class TestClient {
+  private final HttpClientAgent http;
+
+  TestClient(HttpClientAgent http) {
+    this.http = http;
+  }
+
+  /** A complete response. */
+  public record Response(int status, MultiMap headers, Buffer body) {
+    public String text() {
+      return body.toString(StandardCharsets.UTF_8);
+    }
+
+    public JsonObject json() {
+      return body.toJsonObject();
+    }
+
+    public String header(String name) {
+      return headers.get(name);
+    }
+  }
+
+  /** One chunk as the client received it, with when. */
+  public record Chunk(long atNanos, Buffer data) {}
+
+  /** A response read chunk by chunk. */
+  public record Streamed(int status, MultiMap headers, List<Chunk> chunks) {
+    public Buffer body() {
+      Buffer b = Buffer.buffer();
+      chunks.forEach(c -> b.appendBuffer(c.data()));
+      return b;
+    }
+
+    public String text() {
+      return body().toString(StandardCharsets.UTF_8);
+    }
+
+    /** SSE events ("data: ..." payloads) with the arrival time of the chunk that completed each. */
+    public List<Event> events() {
+      List<Event> events = new ArrayList<>();
+      StringBuilder pending = new StringBuilder();
+      for (Chunk c : chunks) {
+        pending.append(c.data().toString(StandardCharsets.UTF_8));
+        int end;
+        while ((end = pending.indexOf("\n\n")) >= 0) {
+          String block = pending.substring(0, end);
+          pending.delete(0, end + 2);
+          for (String line : block.split("\n")) {
+            if (line.startsWith("data:")) {
+              events.add(new Event(c.atNanos(), line.substring(5).trim()));
+            }
+          }
+        }
+      }
+      return events;
+    }
+  }
+
+  /** One SSE data payload. */
+  public record Event(long atNanos, String data) {
+    public boolean isContent() {
+      return data.contains("\"content\":\"") && !data.contains("\"content\":\"\"");
+    }
+  }
+
+  public Response post(String path, String json, String... headerPairs) {
+    return send(HttpMethod.POST, path, Buffer.buffer(json), headerPairs);
+  }
+
+  public Response get(String path, String... headerPairs) {
+    return send(HttpMethod.GET, path, null, headerPairs);
+  }
+
+  public Response send(HttpMethod method, String path, Buffer body, String... headerPairs) {
+    return await(sendAsync(method, path, body, headerPairs));
+  }
+
+  public Future<Response> sendAsync(HttpMethod method, String path, Buffer body, String... headerPairs) {
+    RequestOptions o = options(method, path, body != null, headerPairs);
+    return http.request(o)
+        .compose(req -> body == null ? req.send() : req.send(body))
+        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)));
+  }
+
+  public Streamed stream(String path, String json, String... headerPairs) {
+    return await(streamAsync(path, json, headerPairs));
+  }
+
+  public Future<Streamed> streamAsync(String path, String json, String... headerPairs) {
+    Promise<Streamed> done = Promise.promise();
+    http.request(options(HttpMethod.POST, path, true, headerPairs)).onFailure(done::fail).onSuccess(req ->
+        req.send(Buffer.buffer(json)).onFailure(done::fail).onSuccess(resp -> {
+          List<Chunk> chunks = new ArrayList<>();
+          resp.handler(b -> chunks.add(new Chunk(System.nanoTime(), b)));
+          resp.exceptionHandler(done::tryFail);
+          resp.endHandler(v -> done.tryComplete(new Streamed(resp.statusCode(), resp.headers(), chunks)));
+        }));
+    return done.future();
+  }
+
+  /** Sends a request and hands back the request object so a test can cut the connection. */
+  public HttpClientRequest open(String path, String json, String... headerPairs) {
+    HttpClientRequest req = await(http.request(options(HttpMethod.POST, path, true, headerPairs)));
+    req.send(Buffer.buffer(json)).onSuccess(resp -> resp.handler(b -> { }));
+    return req;
+  }
+
+  private static RequestOptions options(HttpMethod method, String path, boolean json, String... headerPairs) {
+    RequestOptions o = new RequestOptions().setMethod(method).setURI(path);
+    if (json) {
+      o.putHeader(HttpHeaders.CONTENT_TYPE, "application/json");
+    }
+    for (int i = 0; i + 1 < headerPairs.length; i += 2) {
+      o.putHeader(headerPairs[i], headerPairs[i + 1]);
+    }
+    return o;
+  }
+
+  public static String chat(String model, boolean stream) {
+    return "{\"model\":\"" + model + "\",\"stream\":" + stream
+        + ",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}";
+  }
+}
