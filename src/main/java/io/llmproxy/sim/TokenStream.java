@@ -11,8 +11,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * Streams one response's SSE events on the connection's event loop: nothing (or, with early
  * headers, the head and the role chunk) until the ttft, then the role chunk and the first token,
  * then a token per itl, then usage and {@code [DONE]} right after the last token. Each event is its
- * own write. A full write queue holds the next token until it drains. A client disconnect stops
- * the stream (and cancels its Vert.x timer, if it waits long enough to have one).
+ * own write (flushed at once), but {@code [DONE]}, the last, goes with {@code end}. A full write
+ * queue holds the next token until it drains. A client disconnect stops the stream (and cancels
+ * its Vert.x timer, if it waits long enough to have one).
  */
 final class TokenStream extends TickClock.Step {
 
@@ -107,17 +108,18 @@ final class TokenStream extends TickClock.Step {
     }
   }
 
+  /** Usage and {@code [DONE]}, the latter with the end of the response (one flush less). */
   private void finish() {
+    stopped = true;
     Buffer usage = events.usage();
     if (usage != null) {
       write(usage);
     }
     Buffer done = events.done();
     if (done != null) {
-      write(done);
+      exchange.chunkSent(System.nanoTime());
     }
-    stopped = true;
-    state.end(response, exchange);
+    state.end(response, exchange, done);
   }
 
   private void write(Buffer event) {
