@@ -31,6 +31,11 @@ final class TokenStream extends TickClock.Step {
   private final Handler<Void> onDrain = this::drained;
 
   private int next;
+  /**
+   * When the next token is due. Each token is due one itl after the previous one was due, not
+   * after it was sent, so that a busy event loop makes tokens late but not the stream slower.
+   */
+  private long dueNanos;
   private boolean opened;
   private boolean stopped;
   private long timerId = -1;
@@ -54,6 +59,7 @@ final class TokenStream extends TickClock.Step {
     if (profile.options.earlyHeaders()) {
       open();
     }
+    dueNanos = System.nanoTime() + ttftNanos;
     long ms = SimState.millis(ttftNanos);
     if (ms > 0) {
       timerId = clock.schedule(this, ms);
@@ -70,6 +76,8 @@ final class TokenStream extends TickClock.Step {
 
   private void drained(Void v) {
     response.drainHandler(null);
+    // The time spent waiting for the client is not made up for.
+    dueNanos = Math.max(dueNanos, System.nanoTime());
     pump();
   }
 
@@ -88,7 +96,8 @@ final class TokenStream extends TickClock.Step {
         finish();
         return;
       }
-      long ms = SimState.millis(profile.itlNanos(random));
+      dueNanos += profile.itlNanos(random);
+      long ms = SimState.millis(dueNanos - System.nanoTime());
       if (ms > 0) {
         timerId = clock.schedule(this, ms);
         return;
