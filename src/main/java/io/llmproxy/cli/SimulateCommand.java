@@ -18,6 +18,7 @@ import picocli.CommandLine.Option;
 @Command(
     name = "simulate",
     mixinStandardHelpOptions = true,
+    showDefaultValues = true,
     description = "Run a simulated vLLM-like OpenAI-compatible backend")
 public final class SimulateCommand implements Callable<Integer> {
 

@@ -152,12 +152,8 @@ final class SimState {
     end(response, exchange, body);
   }
 
-  /** Ends a response whose status was already recorded. */
-  void end(HttpServerResponse response, SimExchange exchange) {
-    end(response, exchange, null);
-  }
-
-  private void end(HttpServerResponse response, SimExchange exchange, Buffer body) {
+  /** Ends a response whose status was already recorded, with a last chunk or none (null). */
+  void end(HttpServerResponse response, SimExchange exchange, Buffer body) {
     exchange.completed();
     completed.increment();
     if (response.getStatusCode() >= 400) {

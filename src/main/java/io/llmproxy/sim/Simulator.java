@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A simulated vLLM-like, OpenAI-compatible backend: the backend of every gateway test, of
@@ -26,6 +27,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * <p>Everything runs on Vert.x event loops with timers; nothing blocks.
  */
 public final class Simulator {
+
+  private static final AtomicInteger SHARED_EPHEMERAL_PORTS = new AtomicInteger();
 
   private final Vertx vertx;
   private final SimState state;
@@ -55,9 +58,12 @@ public final class Simulator {
       throw new IllegalArgumentException("instances must be at least 1: " + instances);
     }
     Simulator simulator = new Simulator(vertx, new SimState(options), options.host());
-    // Vert.x shares one listening socket among the servers of a port; an ephemeral port is shared
-    // only when asked for as -1 (a port of 0 gives every server its own).
-    int port = options.port() == 0 && instances > 1 ? -1 : options.port();
+    // Vert.x shares one listening socket among the servers of a port. An ephemeral port is shared
+    // only when asked for as a negative number, the same for all the servers that share it (0
+    // gives every server its own port); each simulator takes a number of its own.
+    int port = options.port() == 0 && instances > 1
+        ? -SHARED_EPHEMERAL_PORTS.incrementAndGet()
+        : options.port();
     HttpServerOptions serverOptions = new HttpServerOptions()
         .setHost(options.host())
         .setPort(port)

@@ -11,8 +11,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * Streams one response's SSE events on the connection's event loop: nothing (or, with early
  * headers, the head and the role chunk) until the ttft, then the role chunk and the first token,
  * then a token per itl, then usage and {@code [DONE]} right after the last token. Each event is its
- * own write. A full write queue holds the next token until it drains. A client disconnect stops
- * the stream (and cancels its Vert.x timer, if it waits long enough to have one).
+ * own write (flushed at once), but {@code [DONE]}, the last, goes with {@code end}. A full write
+ * queue holds the next token until it drains. A client disconnect stops the stream (and cancels
+ * its Vert.x timer, if it waits long enough to have one).
  */
 final class TokenStream extends TickClock.Step {
 
@@ -30,6 +31,11 @@ final class TokenStream extends TickClock.Step {
   private final Handler<Void> onDrain = this::drained;
 
   private int next;
+  /**
+   * When the next token is due. Each token is due one itl after the previous one was due, not
+   * after it was sent, so that a busy event loop makes tokens late but not the stream slower.
+   */
+  private long dueNanos;
   private boolean opened;
   private boolean stopped;
   private long timerId = -1;
@@ -53,6 +59,7 @@ final class TokenStream extends TickClock.Step {
     if (profile.options.earlyHeaders()) {
       open();
     }
+    dueNanos = System.nanoTime() + ttftNanos;
     long ms = SimState.millis(ttftNanos);
     if (ms > 0) {
       timerId = clock.schedule(this, ms);
@@ -69,6 +76,8 @@ final class TokenStream extends TickClock.Step {
 
   private void drained(Void v) {
     response.drainHandler(null);
+    // The time spent waiting for the client is not made up for.
+    dueNanos = Math.max(dueNanos, System.nanoTime());
     pump();
   }
 
@@ -87,7 +96,8 @@ final class TokenStream extends TickClock.Step {
         finish();
         return;
       }
-      long ms = SimState.millis(profile.itlNanos(random));
+      dueNanos += profile.itlNanos(random);
+      long ms = SimState.millis(dueNanos - System.nanoTime());
       if (ms > 0) {
         timerId = clock.schedule(this, ms);
         return;
@@ -107,17 +117,18 @@ final class TokenStream extends TickClock.Step {
     }
   }
 
+  /** Usage and {@code [DONE]}, the latter with the end of the response (one flush less). */
   private void finish() {
+    stopped = true;
     Buffer usage = events.usage();
     if (usage != null) {
       write(usage);
     }
     Buffer done = events.done();
     if (done != null) {
-      write(done);
+      exchange.chunkSent(System.nanoTime());
     }
-    stopped = true;
-    state.end(response, exchange);
+    state.end(response, exchange, done);
   }
 
   private void write(Buffer event) {

@@ -83,6 +83,25 @@ class SimulatorDisconnectTest extends SimTestBase {
   }
 
   @Test
+  void anHttp2StreamResetIsADisconnectThatLeavesTheConnectionOpen() {
+    start(fast().withTtft(Duration.ofMillis(10)).withItl(Duration.ofMillis(300)).withTokens(50));
+    try (TestHttp h2 = TestHttp.http2(vertx)) {
+      TestHttp.Streamed s = h2.stream(url("/v1/chat/completions"), "{\"stream\":true}");
+      await().atMost(Duration.ofSeconds(3)).until(() -> s.events() >= 2);
+
+      s.request.reset();
+
+      await().atMost(Duration.ofSeconds(2)).until(() -> only("/v1/chat/completions")
+          .clientDisconnected());
+      RequestRecord r = only("/v1/chat/completions");
+      assertThat(r.chunksSent()).isEqualTo(2);
+      assertThat(sim.connectionClosedAtNanos(r.connectionId())).isEmpty();
+      assertThat(h2.post(url("/v1/completions"), "{\"max_tokens\":1}").status()).isEqualTo(200);
+      assertThat(only("/v1/completions").connectionId()).isEqualTo(r.connectionId());
+    }
+  }
+
+  @Test
   void connectionIdsAreEqualOnKeepAliveAndDifferAcrossConnections() {
     start(fast());
     http.post(url("/v1/completions"), "{}");

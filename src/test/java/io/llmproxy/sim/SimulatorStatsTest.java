@@ -87,6 +87,15 @@ class SimulatorStatsTest extends SimTestBase {
 
     assertThat(sim.port()).isPositive();
     assertThat(sim.stats().served()).isEqualTo(8);
+    Simulator other = Simulator.start(vertx, fast(), 2).await(10, TimeUnit.SECONDS);
+    try {
+      assertThat(other.port()).isNotEqualTo(sim.port());
+      assertThat(http.post(other.url() + "/v1/completions", "{}").status()).isEqualTo(200);
+      assertThat(other.stats().served()).isEqualTo(1);
+      assertThat(sim.stats().served()).isEqualTo(8);
+    } finally {
+      other.close().await(10, TimeUnit.SECONDS);
+    }
     assertThat(sim.stats().completed()).isEqualTo(8);
     assertThat(sim.requests()).hasSize(8);
     assertThat(sim.requests()).extracting(RequestRecord::connectionId).doesNotHaveDuplicates();

@@ -146,8 +146,10 @@ class SimulatorStreamingTest extends SimTestBase {
     assertThat(at[0] - r.receivedAtNanos()).as("ttft").isBetween(ms(195), ms(400));
     assertThat(at[1] - at[0]).as("role chunk and first token back to back").isLessThan(ms(15));
     for (int i = 2; i <= 5; i++) {
-      assertThat(at[i] - at[i - 1]).as("itl before token %d", i).isBetween(ms(35), ms(150));
+      assertThat(at[i] - at[i - 1]).as("itl before token %d", i).isBetween(ms(25), ms(150));
     }
+    assertThat(at[5] - r.receivedAtNanos()).as("the ttft and four itls")
+        .isBetween(ms(355), ms(600));
     assertThat(at[7] - at[5]).as("usage and [DONE] right after the last token")
         .isLessThan(ms(15));
   }

@@ -9,6 +9,7 @@ import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import java.util.concurrent.CompletableFuture;
@@ -54,8 +55,18 @@ final class TestHttp implements AutoCloseable {
 
   /** A client that keeps at most {@code connections} connections, kept alive. */
   TestHttp(Vertx vertx, int connections) {
-    this.client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
+    this(vertx, new HttpClientOptions().setKeepAlive(true),
         new PoolOptions().setHttp1MaxSize(connections));
+  }
+
+  TestHttp(Vertx vertx, HttpClientOptions options, PoolOptions pool) {
+    this.client = vertx.createHttpClient(options, pool);
+  }
+
+  /** An HTTP/2 client over cleartext, with prior knowledge. */
+  static TestHttp http2(Vertx vertx) {
+    return new TestHttp(vertx, new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false), new PoolOptions());
   }
 
   Reply get(String url) {
@@ -67,11 +78,13 @@ final class TestHttp implements AutoCloseable {
   }
 
   Reply send(HttpMethod method, String url, String body) {
+    // The body must be asked for inside the callback that sends: chained on the outside instead,
+    // it may be asked for (from this thread) after the response has ended, and never come.
     Future<Reply> reply = client
         .request(new RequestOptions().setMethod(method).setAbsoluteURI(url))
-        .compose(req -> (body == null ? req.send() : req.send(body)))
-        .compose(resp -> resp.body().map(b -> new Reply(resp.statusCode(), resp.headers(),
-            b.toString())));
+        .compose(req -> (body == null ? req.send() : req.send(body))
+            .compose(resp -> resp.body().map(b -> new Reply(resp.statusCode(), resp.headers(),
+                b.toString()))));
     try {
       return reply.await(10, TimeUnit.SECONDS);
     } catch (java.util.concurrent.TimeoutException e) {
