@@ -87,8 +87,7 @@ public final class ActiveHealthChecker {
       }
       // The idle timeout fails the check when the backend sends nothing for `timeout`.
       http.request(options)
-          .compose(req -> req.send())
-          .compose(resp -> resp.body().map(b -> resp.statusCode()))
+          .compose(req -> req.send().compose(resp -> resp.body().map(b -> resp.statusCode())))
           .onComplete(ar -> {
             boolean ok = ar.succeeded() && ar.result() >= 200 && ar.result() < 300;
             String detail = ar.succeeded() ? "HTTP " + ar.result() : String.valueOf(ar.cause().getMessage());

@@ -233,8 +233,8 @@ final class UpstreamAttempt {
     if (isDone()) {
       return;
     }
-    reset();
     end(State.FAILED);
+    reset();
   }
 
   /** Aborts the upstream request, named with why. */
@@ -243,21 +243,24 @@ final class UpstreamAttempt {
       return;
     }
     cancelReason = reason;
-    boolean onTheWire = request != null;
-    reset();
-    if (onTheWire) {
+    end(State.CANCELLED);
+    if (request != null) {
       metrics.cancelledUpstream(reason);
     }
-    end(State.CANCELLED);
+    reset();
   }
 
   private void fail(Failure failure, Throwable t) {
     cause = t;
-    reset();
     end(State.FAILED);
+    reset();
     dispatch.onFailure(this, failure);
   }
 
+  /**
+   * Resets the request. Vert.x may call the response's handlers from inside, so the attempt must
+   * already be in its terminal state: every callback then sees {@link #isDone()} and returns.
+   */
   private void reset() {
     if (request != null) {
       request.reset();

@@ -5,10 +5,12 @@ import static java.util.Objects.requireNonNull;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.health.ActiveHealthChecker;
 import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.proxy.BodyScanner;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Router;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
@@ -63,6 +65,7 @@ public final class Gateway {
     this.health = new ActiveHealthChecker(vertx, probeClient, config.healthCheck(), backends);
     this.models = new ModelCatalog(vertx, probeClient, router, Duration.ofSeconds(60), config.healthCheck().timeout());
     this.readiness = new Readiness(backends);
+    BodyScanner.warmUp();
   }
 
   /** Starts a gateway on a Vert.x of its own, with one event loop per available core. */
@@ -125,7 +128,7 @@ public final class Gateway {
    * are refused, in-flight requests may finish for up to {@code drain}, then everything closes.
    * Calling it again returns the same future.
    */
-  public Future<Void> shutdown(Duration drain) {
+  public synchronized Future<Void> shutdown(Duration drain) {
     Future<Void> f = stopping.get();
     if (f != null) {
       return f;
@@ -138,10 +141,16 @@ public final class Gateway {
       verticles.forEach(v -> v.drainTimeout(drain));
     }
     Future<Void> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
-    f = undeploy
+    // vertx.close() stops the event loops, so what follows it must not run on one of them: the
+    // returned future is completed from the thread that finishes the close, on no context.
+    Promise<Void> done = Promise.promise();
+    undeploy
         .eventually(probeClient::close)
-        .eventually(vertx::close)
-        .onComplete(ar -> metrics.close());
+        .onComplete(ar -> vertx.close().onComplete(closed -> {
+          metrics.close();
+          done.complete();
+        }));
+    f = done.future();
     return stopping.compareAndSet(null, f) ? f : stopping.get();
   }
 

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Router;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientAgent;
@@ -84,9 +85,10 @@ final class ModelCatalog {
     if (key != null && !key.isEmpty()) {
       options.putHeader(HttpHeaders.AUTHORIZATION, "Bearer " + key);
     }
+    // The body is asked for inside the send callback, before the response can end unobserved.
     http.request(options)
-        .compose(req -> req.send())
-        .compose(resp -> resp.statusCode() == 200 ? resp.body() : io.vertx.core.Future.<Buffer>failedFuture("HTTP " + resp.statusCode()))
+        .compose(req -> req.send().compose(resp -> resp.statusCode() == 200
+            ? resp.body() : Future.<Buffer>failedFuture("HTTP " + resp.statusCode())))
         .onSuccess(body -> reported.put(b.name(), parse(body, b)));
   }
 

@@ -20,7 +20,7 @@ import java.util.List;
 public final class TestClient {
   private final HttpClientAgent http;
 
-  TestClient(HttpClientAgent http) {
+  public TestClient(HttpClientAgent http) {
     this.http = http;
   }
 
@@ -96,9 +96,9 @@ public final class TestClient {
 
   public Future<Response> sendAsync(HttpMethod method, String path, Buffer body, String... headerPairs) {
     RequestOptions o = options(method, path, body != null, headerPairs);
-    return http.request(o)
-        .compose(req -> body == null ? req.send() : req.send(body))
-        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)));
+    // The body is asked for inside the send callback: chained later, it could miss the response's end.
+    return http.request(o).compose(req -> (body == null ? req.send() : req.send(body))
+        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b))));
   }
 
   public Streamed stream(String path, String json, String... headerPairs) {

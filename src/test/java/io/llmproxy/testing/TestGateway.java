@@ -3,6 +3,7 @@ package io.llmproxy.testing;
 import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.server.Gateway;
+import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.Simulator;
 import io.llmproxy.sim.SimulatorOptions;
 import io.vertx.core.Future;
@@ -66,6 +67,11 @@ public final class TestGateway implements AutoCloseable {
     return sims.get(i);
   }
 
+  /** The inference requests simulator {@code i} saw: its POSTs, without health checks and model lists. */
+  public List<RequestRecord> posts(int i) {
+    return sims.get(i).requests().stream().filter(r -> r.method().equals("POST")).toList();
+  }
+
   public int port() {
     return gateway.port();
   }
@@ -82,8 +88,21 @@ public final class TestGateway implements AutoCloseable {
     }
   }
 
+  /**
+   * Closes everything, after checking that every backend's in-flight count went back to zero: each
+   * upstream attempt gives its slot back exactly once, however it ended.
+   */
   @Override
   public void close() {
+    try {
+      org.awaitility.Awaitility.await("in-flight counts back to zero").atMost(java.time.Duration.ofSeconds(5))
+          .until(() -> gateway.router().backends().stream().allMatch(b -> b.inflight() == 0));
+    } finally {
+      closeQuietly();
+    }
+  }
+
+  private void closeQuietly() {
     try {
       await(gateway.close());
     } finally {

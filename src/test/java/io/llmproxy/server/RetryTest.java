@@ -1,0 +1,157 @@
+package io.llmproxy.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TestClient.Event;
+import io.llmproxy.testing.TestClient.Response;
+import io.llmproxy.testing.TestClient.Streamed;
+import io.llmproxy.testing.TestGateway;
+import io.vertx.core.Future;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Acceptance 3: retries before the first byte, never after. */
+class RetryTest {
+  /** Backend "a" (weight 100) is always tried first; "b" is the one a retry lands on. */
+  private static final String TWO_BACKENDS = """
+      backends:
+        - url: "${A}"
+          name: a
+          weight: 100
+        - url: "${SIM0}"
+          name: b
+      routing:
+        retry: {enabled: true, max_retries: 2, initial_wait: 1ms, max_wait: 5ms}
+      health_check: {enabled: false}
+      """;
+
+  private static final SimulatorOptions FAST =
+      SimulatorOptions.defaults().withTtft(Duration.ofMillis(5)).withItl(Duration.ofMillis(1)).withTokens(3);
+
+  private static int closedPort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  @Test
+  void refusedConnectionIsRetriedOnAnotherBackend() throws IOException {
+    try (TestGateway gw = TestGateway.start(TWO_BACKENDS, Map.of("A", "http://127.0.0.1:" + closedPort()), FAST)) {
+      for (boolean stream : new boolean[] {false, true}) {
+        if (stream) {
+          Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m", true));
+          assertThat(s.status()).isEqualTo(200);
+          assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("2");
+          assertThat(s.text()).endsWith("data: [DONE]\n\n");
+        } else {
+          Response r = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+          assertThat(r.status()).isEqualTo(200);
+          assertThat(r.header("x-llmproxy-attempts")).isEqualTo("2");
+          assertThat(r.header("x-llmproxy-backend")).isEqualTo("b");
+        }
+      }
+      assertThat(gw.posts(0)).hasSize(2);
+      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"connect_error\"} 2.0");
+    }
+  }
+
+  @Test
+  void status503IsRetriedOnAnotherBackend() {
+    try (TestGateway gw = TestGateway.start(TWO_BACKENDS.replace("${A}", "${SIM1}"),
+        FAST, FAST.withName("failing").withFail(1.0, 503))) {
+      Response r = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+      assertThat(r.status()).isEqualTo(200);
+      assertThat(r.header("x-llmproxy-attempts")).isEqualTo("2");
+      assertThat(r.header("x-llmproxy-backend")).isEqualTo("b");
+      assertThat(gw.posts(1)).singleElement().satisfies(rec -> assertThat(rec.status()).isEqualTo(503));
+      assertThat(gw.posts(0)).singleElement().satisfies(rec -> assertThat(rec.completed()).isTrue());
+    }
+  }
+
+  @Test
+  void whenEveryAttemptFailsTheLastBackendAnswerGoesBack() {
+    try (TestGateway gw = TestGateway.start(TWO_BACKENDS.replace("${A}", "${SIM1}"),
+        FAST.withFail(1.0, 503), FAST.withName("failing").withFail(1.0, 503))) {
+      Response r = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+      assertThat(r.status()).isEqualTo(503);
+      assertThat(r.header("x-llmproxy-attempts")).isEqualTo("3");
+      assertThat(gw.posts(0).size() + gw.posts(1).size()).isEqualTo(3);
+      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_refused_total{reason=\"exhausted\"} 1.0");
+    }
+  }
+
+  @Test
+  void unreachableBackendsGive502() throws IOException {
+    try (TestGateway gw = TestGateway.start("""
+        backends:
+          - url: "${A}"
+        routing:
+          retry: {enabled: true, max_retries: 1, initial_wait: 1ms, max_wait: 2ms}
+        health_check: {enabled: false}
+        """, Map.of("A", "http://127.0.0.1:" + closedPort()))) {
+      Response r = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+      assertThat(r.status()).isEqualTo(502);
+      assertThat(r.json().getJsonObject("error").getString("code")).isEqualTo("upstream_error");
+      assertThat(r.json().getJsonObject("error").getString("message")).contains("refused the connection");
+      assertThat(r.header("x-llmproxy-attempts")).isEqualTo("2");
+    }
+  }
+
+  @Test
+  void backend400ComesBackUnchangedAndIsNotRetried() {
+    try (TestGateway gw = TestGateway.start(TWO_BACKENDS.replace("${A}", "${SIM1}"),
+        FAST, FAST.withName("picky").withFail(1.0, 400))) {
+      Response direct = gw.client.send(io.vertx.core.http.HttpMethod.POST, "/v1/chat/completions",
+          io.vertx.core.buffer.Buffer.buffer(TestClient.chat("m", false)));
+      assertThat(direct.status()).isEqualTo(400);
+      assertThat(direct.header("x-llmproxy-attempts")).isEqualTo("1");
+      assertThat(direct.header("x-llmproxy-backend")).isEqualTo("a");
+      Response fromBackend = TestGateway.await(gw.vertx.createHttpClient()
+          .request(io.vertx.core.http.HttpMethod.POST, gw.sim(1).port(), "127.0.0.1", "/v1/chat/completions")
+          .compose(req -> req.send(TestClient.chat("m", false))
+              .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)))));
+      assertThat(direct.body()).isEqualTo(fromBackend.body());
+      assertThat(direct.header("content-type")).isEqualTo(fromBackend.header("content-type"));
+      assertThat(gw.posts(0)).isEmpty();
+    }
+  }
+
+  @Test
+  void afterTheFirstByteThereIsNoRetryButOneErrorEvent() {
+    try (TestGateway gw = TestGateway.start(TWO_BACKENDS.replace("${A}", "${SIM1}"),
+        FAST, FAST.withName("dying").withItl(Duration.ofMillis(30)).withTokens(200))) {
+      Future<Streamed> f = gw.client.streamAsync("/v1/chat/completions", TestClient.chat("m", true));
+      await().atMost(Duration.ofSeconds(5)).until(() -> !gw.posts(1).isEmpty() && gw.posts(1).get(0).chunksSent() >= 4);
+      TestGateway.await(gw.sim(1).close()); // the backend dies mid-stream
+      Streamed s = TestGateway.await(f);
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("1");
+      List<Event> events = s.events();
+      assertThat(events.get(events.size() - 1).data()).startsWith("{\"error\":").contains("\"code\":\"upstream_error\"");
+      assertThat(events.stream().filter(e -> e.data().startsWith("{\"error\"")).count()).isEqualTo(1);
+      assertThat(events).noneMatch(e -> e.data().equals("[DONE]"));
+      assertThat(gw.posts(0)).isEmpty();
+      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_refused_total{reason=\"committed\"} 1.0");
+    }
+  }
+
+  @Test
+  void firstTokenTimeoutBeforeAnyByteIsRetried() {
+    try (TestGateway gw = TestGateway.start(TWO_BACKENDS.replace("${A}", "${SIM1}").replace(
+            "health_check:", "  timeouts: {first_token: 200ms}\nhealth_check:"),
+        FAST, FAST.withName("stuck").withTtft(Duration.ofSeconds(30)))) {
+      Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m", true));
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("b");
+      await().atMost(Duration.ofSeconds(1)).until(() -> gw.posts(1).get(0).clientDisconnected());
+      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"first_token_timeout\"} 1.0");
+    }
+  }
+}
