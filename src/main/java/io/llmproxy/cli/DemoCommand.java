@@ -16,6 +16,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -52,10 +53,21 @@ public final class DemoCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Running demo = start();
-    ServeCommand.awaitTermination(() -> demo.gateway().shutdown(Duration.ofSeconds(5))
-        .eventually(demo.simulators()::close)
-        .toCompletionStage().toCompletableFuture().get(15, TimeUnit.SECONDS));
+    CompletableFuture<Running> started = new CompletableFuture<>();
+    ServeCommand.Termination termination = ServeCommand.Termination.install(() -> {
+      Running demo = started.getNow(null);
+      if (demo != null) {
+        demo.gateway().shutdown(Duration.ofSeconds(5)).eventually(demo.simulators()::close)
+            .toCompletionStage().toCompletableFuture().get(15, TimeUnit.SECONDS);
+      }
+    });
+    try {
+      started.complete(start());
+    } catch (Exception e) {
+      started.complete(null);
+      throw e;
+    }
+    termination.await();
     return 0;
   }
 

@@ -12,7 +12,8 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     versionProvider = Version.class,
     description = "High-performance gateway for self-hosted LLM inference servers.",
-    subcommands = {ServeCommand.class, DemoCommand.class, SimulateCommand.class, ValidateCommand.class})
+    subcommands = {ServeCommand.class, DemoCommand.class, SimulateCommand.class, ValidateCommand.class,
+        BenchCommand.class})
 public final class Main implements Callable<Integer> {
 
   @Option(names = {"-c", "--config"}, description = "Config file (default: ${DEFAULT-VALUE}).",

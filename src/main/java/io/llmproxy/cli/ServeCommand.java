@@ -6,6 +6,7 @@ import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.server.Gateway;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
@@ -37,16 +38,23 @@ public final class ServeCommand implements Callable<Integer> {
       return 1;
     }
     LoggingSetup.apply(cfg.logging());
-    Gateway gateway;
+    // The hook is in place before the gateway starts, so a SIGTERM during startup also stops it.
+    CompletableFuture<Gateway> started = new CompletableFuture<>();
+    Termination termination = Termination.install(() -> {
+      Gateway g = started.getNow(null);
+      if (g != null) {
+        g.shutdown(cfg.drainTimeout()).toCompletionStage().toCompletableFuture()
+            .get(cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
+      }
+    });
     try {
-      gateway = Gateway.start(cfg).toCompletionStage().toCompletableFuture().get();
+      started.complete(Gateway.start(cfg).toCompletionStage().toCompletableFuture().get());
     } catch (Exception e) {
       System.err.println("llmproxy could not start: " + rootMessage(e));
-      LoggingSetup.stop();
+      started.complete(null);
       return 1;
     }
-    awaitTermination(() -> gateway.shutdown(cfg.drainTimeout()).toCompletionStage().toCompletableFuture()
-        .get(cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS));
+    termination.await();
     return 0;
   }
 
@@ -56,25 +64,34 @@ public final class ServeCommand implements Callable<Integer> {
   }
 
   /**
-   * Blocks until SIGTERM or SIGINT; the shutdown hook runs {@code stopper} (the graceful drain),
-   * then flushes the logs.
+   * A JVM shutdown hook (SIGTERM, SIGINT) that runs a stopper, then flushes the logs, and lets the
+   * main thread wait for it.
    */
-  static void awaitTermination(Stopper stopper) {
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+  static final class Termination {
+    private final CountDownLatch stopped = new CountDownLatch(1);
+
+    static Termination install(Stopper stopper) {
+      Termination t = new Termination();
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        try {
+          stopper.stop();
+        } catch (Exception e) {
+          System.err.println("llmproxy did not stop cleanly: " + rootMessage(e));
+        } finally {
+          LoggingSetup.stop();
+          t.stopped.countDown();
+        }
+      }, "llmproxy-shutdown"));
+      return t;
+    }
+
+    /** Blocks until the hook has run. */
+    void await() {
       try {
-        stopper.stop();
-      } catch (Exception e) {
-        System.err.println("llmproxy did not stop cleanly: " + rootMessage(e));
-      } finally {
-        LoggingSetup.stop();
-        stopped.countDown();
+        stopped.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
       }
-    }, "llmproxy-shutdown"));
-    try {
-      stopped.await();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
     }
   }
 

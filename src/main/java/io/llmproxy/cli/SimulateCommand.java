@@ -96,7 +96,7 @@ public final class SimulateCommand implements Callable<Integer> {
       return 2;
     }
     int servers = instances > 0 ? instances : Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(servers));
+    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(servers).setPreferNativeTransport(true));
     Simulator simulator;
     try {
       simulator = Simulator.start(vertx, options, servers).await(30, TimeUnit.SECONDS);

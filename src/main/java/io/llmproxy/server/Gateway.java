@@ -99,9 +99,10 @@ public final class Gateway {
           port = verticles.get(0).actualPort();
           health.start();
           models.start();
-          LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops",
+          LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops ({})",
               config.listen().host(), port, config.backends().size(),
-              config.strategy().name().toLowerCase(java.util.Locale.ROOT), loops);
+              config.strategy().name().toLowerCase(java.util.Locale.ROOT), loops,
+              vertx.isNativeTransportEnabled() ? "epoll" : "nio");
           return this;
         });
   }
