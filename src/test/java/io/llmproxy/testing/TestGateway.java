@@ -11,11 +11,13 @@ import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.awaitility.Awaitility;
 
 /**
  * A gateway on a free port in front of in-process simulated backends, for integration tests. The
@@ -82,10 +84,25 @@ public final class TestGateway implements AutoCloseable {
     }
   }
 
+  /**
+   * Waits for a future by polling {@link Future#isComplete()} rather than through a listener. For
+   * {@link Gateway#close()}: its future is completed after the gateway's own Vert.x has closed, so
+   * its listeners can no longer be dispatched to that Vert.x's event loops and never run (they are
+   * rejected with "event executor terminated"; see GatewayShutdownTest).
+   */
+  public static <T> T awaitCompletion(Future<T> f) {
+    Awaitility.await().dontCatchUncaughtExceptions().atMost(Duration.ofSeconds(30))
+        .pollInterval(Duration.ofMillis(10)).until(f::isComplete);
+    if (f.failed()) {
+      throw new IllegalStateException(f.cause());
+    }
+    return f.result();
+  }
+
   @Override
   public void close() {
     try {
-      await(gateway.close());
+      awaitCompletion(gateway.close());
     } finally {
       await(vertx.close());
     }
