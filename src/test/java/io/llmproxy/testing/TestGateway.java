@@ -38,7 +38,7 @@ public final class TestGateway implements AutoCloseable {
     this.gateway = gateway;
     this.http = vertx.createHttpClient(new HttpClientOptions().setDefaultHost("127.0.0.1")
         .setDefaultPort(gateway.port()).setKeepAlive(true), new PoolOptions().setHttp1MaxSize(256));
-    this.client = new TestClient(http);
+    this.client = new TestClient(http, vertx.getOrCreateContext());
   }
 
   public static TestGateway start(String yaml, SimulatorOptions... backends) {
