@@ -65,18 +65,22 @@ class MetricsTest {
         base.withName("flaky").withModels("retry-model", "flaky-only").withFail(1.0, 503),
         base.withName("good").withModels("sim-model", "retry-model"));
     TestClient c = gw.client;
+    int sent = 0;
 
     // a non-streaming request
     assertThat(c.post("/v1/chat/completions", TestClient.chat("sim-model", false)).status()).isEqualTo(200);
+    sent++;
 
     // a streaming one that asks for usage
     TestClient.Streamed s = c.stream("/v1/chat/completions", "{\"model\":\"sim-model\",\"stream\":true,"
         + "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
     assertThat(s.status()).isEqualTo(200);
     assertThat(s.events()).last().extracting(TestClient.Event::data).isEqualTo("[DONE]");
+    sent++;
 
     // an unknown model
     assertThat(c.post("/v1/chat/completions", TestClient.chat("no-such-model", false)).status()).isEqualTo(404);
+    sent++;
 
     // retried: round robin over flaky (always 503) and good; whichever request starts on flaky is
     // retried on good. Two requests are enough; a few more only in case a retry also counts twice.
@@ -84,10 +88,12 @@ class MetricsTest {
       TestClient.Response r = c.post("/v1/chat/completions", TestClient.chat("retry-model", false));
       assertThat(r.status()).isEqualTo(200);
       assertThat(r.header("x-llmproxy-backend")).isEqualTo("good");
+      sent++;
     }
 
     // a 5xx the client sees: flaky is the only candidate, every retry fails, its 503 goes back
     assertThat(c.post("/v1/chat/completions", TestClient.chat("flaky-only", false)).status()).isEqualTo(503);
+    sent++;
 
     // a client that leaves mid-stream
     HttpClientRequest open = c.open("/v1/chat/completions",
@@ -95,12 +101,17 @@ class MetricsTest {
     await().atMost(Duration.ofSeconds(5)).until(() -> gw.sim(1).requests().stream()
         .anyMatch(r -> r.stream() && r.chunksSent() >= 3 && !r.completed()));
     open.connection().close();
+    sent++;
     await().atMost(Duration.ofSeconds(5)).until(() -> gw.sim(1).requests().stream()
         .anyMatch(RequestRecord::clientDisconnected));
     await().atMost(Duration.ofSeconds(5)).until(() ->
         value(scrapeNow(), "llmproxy_cancelled_upstream_total", Map.of("reason", "client_disconnect")) >= 1
             && value(scrapeNow(), "llmproxy_requests_total", Map.of("status", "499")) >= 1);
 
+    // each request is counted as it ends, on the event loop that served it
+    double expected = sent;
+    await().atMost(Duration.ofSeconds(5)).until(() ->
+        value(scrapeNow(), "llmproxy_requests_total", Map.of()) == expected);
     scrape = scrapeNow();
   }
 
