@@ -15,6 +15,7 @@ import com.openai.errors.OpenAIServiceException;
 import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.embeddings.CreateEmbeddingResponse;
 import com.openai.models.embeddings.EmbeddingCreateParams;
 import com.openai.models.models.Model;
@@ -156,6 +157,27 @@ class OpenAiSdkTest {
     // the SDK stops reading at [DONE], which the backend writes just before it ends the response
     await().atMost(Duration.ofSeconds(5)).until(() -> onlyRequest(gw.sim(0)).completed());
     assertThat(onlyRequest(gw.sim(0)).clientDisconnected()).isFalse();
+  }
+
+  @Test
+  void chatStreamingWithUsage() {
+    ChatCompletionCreateParams params = chat().toBuilder()
+        .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build())
+        .build();
+
+    List<ChatCompletionChunk> chunks;
+    try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+      chunks = stream.stream().toList();
+    }
+
+    ChatCompletionChunk last = chunks.get(chunks.size() - 1);
+    assertThat(last.choices()).isEmpty();
+    assertThat(last.usage()).hasValueSatisfying(u -> {
+      assertThat(u.completionTokens()).isEqualTo(8);
+      assertThat(u.promptTokens()).isPositive();
+    });
+    assertThat(chunks.subList(0, chunks.size() - 1)).allSatisfy(c -> assertThat(c.usage()).isEmpty());
+    assertThat(onlyRequest(gw.sim(0)).bodyText()).contains("\"include_usage\":true");
   }
 
   @Test
