@@ -83,7 +83,7 @@ class MetricsTest {
     sent++;
 
     // retried: round robin over flaky (always 503) and good; whichever request starts on flaky is
-    // retried on good. Two requests are enough; a few more only in case a retry also counts twice.
+    // retried on good. Two requests are enough for round robin; the bound of 4 only keeps a wrong build from looping.
     for (int i = 0; i < 4 && value(scrapeNow(), "llmproxy_retries_total", Map.of("reason", "status_5xx")) < 1; i++) {
       TestClient.Response r = c.post("/v1/chat/completions", TestClient.chat("retry-model", false));
       assertThat(r.status()).isEqualTo(200);
