@@ -19,6 +19,7 @@ import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -34,6 +35,8 @@ import io.vertx.core.net.SocketAddress;
 final class ClientExchange implements Downstream {
   /** nginx's code for "client closed request", used in metrics and logs only. */
   static final int CLIENT_CLOSED = 499;
+  /** How long an oversized upload is read and dropped before the connection closes. */
+  private static final long LINGER_MS = 5_000;
 
   /** How a path is proxied. */
   enum Route {
@@ -100,6 +103,9 @@ final class ClientExchange implements Downstream {
         rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
         return;
       }
+    }
+    if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT))) {
+      resp.writeContinue(); // only now that the declared size is known to fit
     }
     body = Buffer.buffer(declared > 0 ? (int) declared : 1024);
     req.handler(chunk -> {
@@ -264,11 +270,22 @@ final class ClientExchange implements Downstream {
     complete();
   }
 
-  /** An error after which the unread rest of the request makes the connection unusable. */
+  /**
+   * An error after which the unread rest of the request makes the connection unusable. The close
+   * lingers, as nginx's does: what the client is still sending is read and dropped for up to
+   * {@link #LINGER_MS}, so that the client reads the answer instead of a connection reset.
+   */
   private void rejectAndClose(OpenAiError err, String message) {
     resp.putHeader(HttpHeaders.CONNECTION, "close");
     reject(err, message, null);
-    req.connection().close();
+    HttpConnection connection = req.connection();
+    long timer = vertx.setTimer(LINGER_MS, id -> connection.close());
+    req.handler(ignored -> { });
+    req.exceptionHandler(t -> connection.close());
+    req.endHandler(v -> {
+      vertx.cancelTimer(timer);
+      connection.close();
+    });
   }
 
   private void onClientClosed() {

@@ -43,7 +43,7 @@ final class GatewayVerticle extends VerticleBase {
         .setMaxHeaderSize(64 * 1024)
         .setDecompressionSupported(false)
         .setCompressionSupported(false)
-        .setHandle100ContinueAutomatically(true);
+        .setHandle100ContinueAutomatically(false); // answered once the size is checked
     server = vertx.createHttpServer(options).requestHandler(this::handle);
     return server.listen(port, services.config().listen().host());
   }
@@ -126,6 +126,7 @@ final class GatewayVerticle extends VerticleBase {
   }
 
   private static void error(HttpServerRequest req, OpenAiError err, String message) {
+    req.response().putHeader("x-request-id", RequestIds.fromClientOrNew(req.getHeader("x-request-id")));
     json(req, err.status(), err.body(message, null));
   }
 

@@ -61,7 +61,8 @@ class GracefulShutdownTest {
       int port = readPort(gateway);
 
       TestClient client = new TestClient(vertx.createHttpClient(new HttpClientOptions()
-          .setDefaultHost("127.0.0.1").setDefaultPort(port), new PoolOptions().setHttp1MaxSize(8)));
+          .setDefaultHost("127.0.0.1").setDefaultPort(port), new PoolOptions().setHttp1MaxSize(8)),
+          vertx.getOrCreateContext());
       List<Future<Streamed>> streams = new ArrayList<>();
       for (int i = 0; i < 3; i++) {
         streams.add(client.streamAsync("/v1/chat/completions", TestClient.chat("m", true)));

@@ -2,6 +2,7 @@ package io.llmproxy.testing;
 
 import static io.llmproxy.testing.TestGateway.await;
 
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Promise;
@@ -15,13 +16,34 @@ import io.vertx.core.json.JsonObject;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
-/** Blocking helpers over a Vert.x client, for tests. */
+/**
+ * Blocking helpers over a Vert.x client, for tests. Every request is made on one Vert.x context:
+ * made from the test thread, each request would get a context of its own, and
+ * {@code send().compose(resp -> resp.body())} then sometimes missed a response body that had already
+ * arrived, leaving the call waiting forever (about one request in 300).
+ */
 public final class TestClient {
   private final HttpClientAgent http;
+  private final Context context;
 
-  public TestClient(HttpClientAgent http) {
+  public TestClient(HttpClientAgent http, Context context) {
     this.http = http;
+    this.context = context;
+  }
+
+  /** Runs {@code op} on the client's context. */
+  private <T> Future<T> onContext(Supplier<Future<T>> op) {
+    Promise<T> done = Promise.promise();
+    context.runOnContext(v -> {
+      try {
+        op.get().onComplete(done);
+      } catch (RuntimeException e) {
+        done.fail(e);
+      }
+    });
+    return done.future();
   }
 
   /** A complete response. */
@@ -97,8 +119,8 @@ public final class TestClient {
   public Future<Response> sendAsync(HttpMethod method, String path, Buffer body, String... headerPairs) {
     RequestOptions o = options(method, path, body != null, headerPairs);
     // The body is asked for inside the send callback: chained later, it could miss the response's end.
-    return http.request(o).compose(req -> (body == null ? req.send() : req.send(body))
-        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b))));
+    return onContext(() -> http.request(o).compose(req -> (body == null ? req.send() : req.send(body))
+        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)))));
   }
 
   public Streamed stream(String path, String json, String... headerPairs) {
@@ -106,22 +128,25 @@ public final class TestClient {
   }
 
   public Future<Streamed> streamAsync(String path, String json, String... headerPairs) {
-    Promise<Streamed> done = Promise.promise();
-    http.request(options(HttpMethod.POST, path, true, headerPairs)).onFailure(done::fail).onSuccess(req ->
-        req.send(Buffer.buffer(json)).onFailure(done::fail).onSuccess(resp -> {
-          List<Chunk> chunks = new ArrayList<>();
-          resp.handler(b -> chunks.add(new Chunk(System.nanoTime(), b)));
-          resp.exceptionHandler(done::tryFail);
-          resp.endHandler(v -> done.tryComplete(new Streamed(resp.statusCode(), resp.headers(), chunks)));
-        }));
-    return done.future();
+    return onContext(() -> {
+      Promise<Streamed> done = Promise.promise();
+      http.request(options(HttpMethod.POST, path, true, headerPairs)).onFailure(done::fail).onSuccess(req ->
+          req.send(Buffer.buffer(json)).onFailure(done::fail).onSuccess(resp -> {
+            List<Chunk> chunks = new ArrayList<>();
+            resp.handler(b -> chunks.add(new Chunk(System.nanoTime(), b)));
+            resp.exceptionHandler(done::tryFail);
+            resp.endHandler(v -> done.tryComplete(new Streamed(resp.statusCode(), resp.headers(), chunks)));
+          }));
+      return done.future();
+    });
   }
 
   /** Sends a request and hands back the request object so a test can cut the connection. */
   public HttpClientRequest open(String path, String json, String... headerPairs) {
-    HttpClientRequest req = await(http.request(options(HttpMethod.POST, path, true, headerPairs)));
-    req.send(Buffer.buffer(json)).onSuccess(resp -> resp.handler(b -> { }));
-    return req;
+    return await(onContext(() -> http.request(options(HttpMethod.POST, path, true, headerPairs)).map(req -> {
+      req.send(Buffer.buffer(json)).onSuccess(resp -> resp.handler(b -> { }));
+      return req;
+    })));
   }
 
   private static RequestOptions options(HttpMethod method, String path, boolean json, String... headerPairs) {

@@ -12,11 +12,13 @@ import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.awaitility.Awaitility;
 
 /**
  * A gateway on a free port in front of in-process simulated backends, for integration tests. The
@@ -37,7 +39,7 @@ public final class TestGateway implements AutoCloseable {
     this.gateway = gateway;
     this.http = vertx.createHttpClient(new HttpClientOptions().setDefaultHost("127.0.0.1")
         .setDefaultPort(gateway.port()).setKeepAlive(true), new PoolOptions().setHttp1MaxSize(256));
-    this.client = new TestClient(http);
+    this.client = new TestClient(http, vertx.getOrCreateContext());
   }
 
   public static TestGateway start(String yaml, SimulatorOptions... backends) {
@@ -95,7 +97,7 @@ public final class TestGateway implements AutoCloseable {
   @Override
   public void close() {
     try {
-      org.awaitility.Awaitility.await("in-flight counts back to zero").atMost(java.time.Duration.ofSeconds(5))
+      Awaitility.await("in-flight counts back to zero").atMost(Duration.ofSeconds(5))
           .until(() -> gateway.router().backends().stream().allMatch(b -> b.inflight() == 0));
     } finally {
       closeQuietly();
