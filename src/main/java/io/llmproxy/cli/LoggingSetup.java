@@ -1,6 +1,5 @@
 package io.llmproxy.cli;
 
-import ch.qos.logback.classic.AsyncAppender;
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.LoggerContext;
@@ -11,15 +10,13 @@ import ch.qos.logback.core.encoder.Encoder;
 import ch.qos.logback.core.encoder.LayoutWrappingEncoder;
 import io.llmproxy.config.GatewayConfig.LogFormat;
 import io.llmproxy.config.GatewayConfig.LoggingConfig;
-import io.llmproxy.server.AccessLog;
 import java.nio.charset.StandardCharsets;
 import org.slf4j.LoggerFactory;
 
 /**
  * Applies {@code logging} (SPEC §8) to Logback: JSON lines (or plain text) on stdout at the
- * configured level, Netty and Vert.x quieter, and the access log on its own asynchronous appender so
- * that writing it never blocks an event loop (when its queue is full, lines are dropped rather than
- * stalling requests).
+ * configured level, with Netty and Vert.x quieter. The access log does not go through Logback; see
+ * {@code io.llmproxy.server.AccessLog}.
  */
 public final class LoggingSetup {
   private LoggingSetup() {}
@@ -44,23 +41,6 @@ public final class LoggingSetup {
     ctx.getLogger("io.netty").setLevel(libraries);
     ctx.getLogger("io.vertx").setLevel(libraries);
 
-    ConsoleAppender<ILoggingEvent> accessConsole = new ConsoleAppender<>();
-    accessConsole.setContext(ctx);
-    accessConsole.setName("access-console");
-    accessConsole.setEncoder(pattern(ctx, json ? "%msg%n" : "%d{HH:mm:ss.SSS} %msg%n"));
-    accessConsole.start();
-    AsyncAppender async = new AsyncAppender();
-    async.setContext(ctx);
-    async.setName("access");
-    async.setQueueSize(8192);
-    async.setDiscardingThreshold(0);
-    async.setNeverBlock(true);
-    async.addAppender(accessConsole);
-    async.start();
-    Logger access = ctx.getLogger(AccessLog.LOGGER);
-    access.setAdditive(false);
-    access.setLevel(config.accessLog() ? Level.INFO : Level.OFF);
-    access.addAppender(async);
   }
 
   /** Flushes the asynchronous appenders; call last on the way out. */

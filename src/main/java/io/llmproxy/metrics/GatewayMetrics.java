@@ -59,6 +59,8 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String BACKEND_UP = "llmproxy.backend.up";
   /** Gauge: requests in flight to a backend (attempt started to attempt ended). */
   public static final String BACKEND_INFLIGHT = "llmproxy.backend.inflight";
+  /** Access-log lines dropped because standard output could not keep up. */
+  public static final String ACCESS_LOG_DROPPED = "llmproxy.access.log.dropped";
   /** Requests sent to every candidate although none was healthy (SPEC §6.1 panic mode). */
   public static final String PANIC_ROUTED = "llmproxy.panic.routed";
 
@@ -227,6 +229,12 @@ public final class GatewayMetrics implements AutoCloseable {
 
   public void panicRouted() {
     panicRouted.increment();
+  }
+
+  /** Registers the count of dropped access-log lines, read at scrape time. */
+  public void accessLogDropped(java.util.function.LongSupplier dropped) {
+    io.micrometer.core.instrument.FunctionCounter.builder(ACCESS_LOG_DROPPED, dropped, d -> d.getAsLong())
+        .description("Access-log lines dropped because the output could not keep up").register(registry);
   }
 
   /** Registers the per-backend gauges; the functions are read at scrape time. */

@@ -165,7 +165,23 @@ public final class Dispatch {
   }
 
   private RequestOptions options(Backend b) {
-    MultiMap headers = HttpHeaders.headers().addAll(spec.headers());
+    return new RequestOptions()
+        .setMethod(spec.method())
+        .setHost(b.host())
+        .setPort(b.port())
+        .setSsl(b.ssl())
+        .setURI(b.target(spec.pathAndQuery()))
+        .setConnectTimeout(timeouts.connect().toMillis());
+  }
+
+  /**
+   * The upstream request's headers, written straight into the request once it exists (one copy of
+   * the client's headers, not three): the client's forwardable headers, the request id, then the
+   * backend's own headers and key.
+   */
+  void writeHeaders(Backend b, MultiMap headers) {
+    ForwardedHeaders.copyRequest(spec.clientHeaders(), headers, spec.clientIp());
+    headers.set("x-request-id", spec.requestId());
     for (Map.Entry<String, String> h : b.config().headers().entrySet()) {
       headers.set(h.getKey(), h.getValue());
     }
@@ -173,14 +189,6 @@ public final class Dispatch {
     if (key != null && !key.isEmpty()) {
       headers.set(HttpHeaders.AUTHORIZATION, "Bearer " + key);
     }
-    return new RequestOptions()
-        .setMethod(spec.method())
-        .setHost(b.host())
-        .setPort(b.port())
-        .setSsl(b.ssl())
-        .setURI(b.target(spec.pathAndQuery()))
-        .setHeaders(headers)
-        .setConnectTimeout(timeouts.connect().toMillis());
   }
 
   void onHead(UpstreamAttempt a) {

@@ -53,9 +53,15 @@ public final class ForwardedHeaders {
     }
   }
 
+  /** A cheap pre-check on the length and first letter, then a case-insensitive compare. */
   private static boolean isOneOf(String name, String[] lowerCaseNames) {
+    int len = name.length();
+    if (len == 0) {
+      return false;
+    }
+    char first = Character.toLowerCase(name.charAt(0));
     for (String n : lowerCaseNames) {
-      if (n.length() == name.length() && n.equalsIgnoreCase(name)) {
+      if (n.length() == len && n.charAt(0) == first && n.regionMatches(true, 1, name, 1, len - 1)) {
         return true;
       }
     }

@@ -9,10 +9,19 @@ import io.vertx.core.http.HttpMethod;
  *
  * @param method        the client's method
  * @param pathAndQuery  the client's path and query, before a backend's base path is added
- * @param headers       the client's headers already filtered by {@link ForwardedHeaders}
+ * @param clientHeaders the client's headers as received; {@link ForwardedHeaders} filters them
+ * @param clientIp      the client's address, appended to X-Forwarded-For (may be null)
+ * @param requestId     sent upstream as {@code x-request-id}
  * @param body          the body to send (model already mapped); replayed as is on each retry
  * @param stream        whether the client asked for a stream (timers differ)
  * @param modelLabel    the client's model name for metric labels (may be null)
  */
 public record RequestSpec(
-    HttpMethod method, String pathAndQuery, MultiMap headers, Buffer body, boolean stream, String modelLabel) {}
+    HttpMethod method,
+    String pathAndQuery,
+    MultiMap clientHeaders,
+    String clientIp,
+    String requestId,
+    Buffer body,
+    boolean stream,
+    String modelLabel) {}

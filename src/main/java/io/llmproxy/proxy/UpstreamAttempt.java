@@ -119,6 +119,7 @@ final class UpstreamAttempt {
         return;
       }
       request = ar.result();
+      dispatch.writeHeaders(backend, request.headers());
       state = State.SENT;
       sentNanos = System.nanoTime();
       if (stream && firstTokenTimeoutMs > 0) {

@@ -5,29 +5,26 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.IOException;
 import java.io.StringWriter;
 import java.time.Instant;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * One line per request (SPEC §8) on the {@code llmproxy.access} logger, which
- * {@link io.llmproxy.cli.LoggingSetup} sends through an asynchronous appender. JSON by default;
+ * One line per request (SPEC §8) on standard output, written in batches by an
+ * {@link AccessLogWriter} so that logging never blocks an event loop. JSON by default;
  * {@code key=value} pairs with {@code logging.format: text}. Never contains a client key.
  */
-public final class AccessLog {
-  public static final String LOGGER = "llmproxy.access";
-  private static final Logger LOG = LoggerFactory.getLogger(LOGGER);
+final class AccessLog implements AutoCloseable {
   private static final JsonFactory JSON = new JsonFactory();
 
-  private final boolean enabled;
   private final boolean json;
+  private final AccessLogWriter writer;
 
-  public AccessLog(boolean enabled, boolean json) {
-    this.enabled = enabled;
+  /** An access log on {@code out}, or a disabled one when {@code enabled} is false. */
+  AccessLog(boolean enabled, boolean json, java.io.OutputStream out) {
     this.json = json;
+    this.writer = enabled ? new AccessLogWriter(out) : null;
   }
 
   /** What one line says. Times are in milliseconds; -1 means unknown or not applicable. */
-  public record Entry(
+  record Entry(
       String requestId,
       String method,
       String path,
@@ -46,22 +43,33 @@ public final class AccessLog {
       long bytesOut,
       String error) {}
 
-  public boolean enabled() {
-    return enabled && LOG.isInfoEnabled();
+  boolean enabled() {
+    return writer != null;
   }
 
-  public void log(Entry e) {
-    if (!enabled()) {
-      return;
+  void log(Entry e) {
+    if (writer != null) {
+      writer.append(json ? toJson(e) : toText(e));
     }
-    LOG.info(json ? toJson(e) : toText(e));
+  }
+
+  /** Lines dropped because the output could not keep up. */
+  long dropped() {
+    return writer == null ? 0 : writer.dropped();
+  }
+
+  @Override
+  public void close() {
+    if (writer != null) {
+      writer.close();
+    }
   }
 
   static String toJson(Entry e) {
     StringWriter w = new StringWriter(320);
     try (JsonGenerator g = JSON.createGenerator(w)) {
       g.writeStartObject();
-      g.writeStringField("time", Instant.now().toString());
+      g.writeStringField("time", isoMillis(System.currentTimeMillis()));
       g.writeStringField("level", "INFO");
       g.writeStringField("type", "access");
       g.writeStringField("request_id", e.requestId());
@@ -98,7 +106,7 @@ public final class AccessLog {
 
   static String toText(Entry e) {
     StringBuilder sb = new StringBuilder(256);
-    sb.append("access request_id=").append(e.requestId())
+    sb.append(isoMillis(System.currentTimeMillis())).append(" access request_id=").append(e.requestId())
         .append(" method=").append(e.method())
         .append(" path=").append(e.path())
         .append(" client_ip=").append(e.clientIp())
@@ -124,6 +132,25 @@ public final class AccessLog {
       sb.append(" error=\"").append(e.error().replace("\"", "'")).append('"');
     }
     return sb.toString();
+  }
+
+  /** The second last formatted, shared by all threads (immutable, so a stale read is harmless). */
+  private record Second(long epochSecond, String prefix) {}
+
+  private static volatile Second second = new Second(-1, "");
+
+  /** ISO-8601 UTC with milliseconds ({@code 2026-01-14T10:00:00.123Z}), formatting each second once. */
+  static String isoMillis(long epochMillis) {
+    long sec = Math.floorDiv(epochMillis, 1000);
+    Second s = second;
+    if (s.epochSecond() != sec) {
+      String full = Instant.ofEpochSecond(sec).toString(); // 2026-01-14T10:00:00Z
+      s = new Second(sec, full.substring(0, full.length() - 1));
+      second = s;
+    }
+    int ms = (int) Math.floorMod(epochMillis, 1000);
+    char[] tail = {'.', (char) ('0' + ms / 100), (char) ('0' + ms / 10 % 10), (char) ('0' + ms % 10), 'Z'};
+    return s.prefix().concat(new String(tail));
   }
 
   private static double round(double ms) {

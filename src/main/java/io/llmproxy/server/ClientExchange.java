@@ -161,13 +161,11 @@ final class ClientExchange implements Downstream {
         return;
       }
     }
-    MultiMap headers = HttpHeaders.headers();
-    ForwardedHeaders.copyRequest(req.headers(), headers, clientIp());
-    headers.set("x-request-id", requestId);
     var affinity = services.config().routing().sessionAffinity();
     String affinityKey = affinity == null ? null : req.getHeader(affinity.header());
     Buffer upstreamBody = sentModel == null ? body : parsed.withModel(sentModel);
-    RequestSpec spec = new RequestSpec(req.method(), req.uri(), headers, upstreamBody, stream, clientModel);
+    RequestSpec spec = new RequestSpec(req.method(), req.uri(), req.headers(), clientIp(), requestId, upstreamBody,
+        stream, clientModel);
     dispatch = new Dispatch(vertx, client, services.metrics(), router.plan(clientModel, group, affinityKey),
         services.config().routing(), spec, this);
     dispatch.start();

@@ -42,6 +42,7 @@ public final class Gateway {
   private final ActiveHealthChecker health;
   private final ModelCatalog models;
   private final Readiness readiness;
+  private final AccessLog accessLog;
   private final HttpClientAgent probeClient;
   private final List<GatewayVerticle> verticles = new ArrayList<>();
   private String deploymentId;
@@ -65,6 +66,9 @@ public final class Gateway {
     this.health = new ActiveHealthChecker(vertx, probeClient, config.healthCheck(), backends);
     this.models = new ModelCatalog(vertx, probeClient, router, Duration.ofSeconds(60), config.healthCheck().timeout());
     this.readiness = new Readiness(backends);
+    this.accessLog = new AccessLog(config.logging().accessLog(),
+        config.logging().format() == GatewayConfig.LogFormat.JSON, System.out);
+    metrics.accessLogDropped(accessLog::dropped);
     BodyScanner.warmUp();
   }
 
@@ -82,9 +86,7 @@ public final class Gateway {
         LOG.warn("{} has no effect yet", section);
       }
     }
-    GatewayServices services = new GatewayServices(config, router, metrics,
-        new AccessLog(config.logging().accessLog(), config.logging().format() == GatewayConfig.LogFormat.JSON),
-        models, readiness);
+    GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness);
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
     return vertx.deployVerticle(() -> {
@@ -148,6 +150,7 @@ public final class Gateway {
     undeploy
         .eventually(probeClient::close)
         .onComplete(ar -> vertx.close().onComplete(closed -> {
+          accessLog.close();
           metrics.close();
           done.complete();
         }));

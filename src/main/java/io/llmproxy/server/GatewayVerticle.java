@@ -43,7 +43,10 @@ final class GatewayVerticle extends VerticleBase {
         .setMaxHeaderSize(64 * 1024)
         .setDecompressionSupported(false)
         .setCompressionSupported(false)
-        .setHandle100ContinueAutomatically(false); // answered once the size is checked
+        .setHandle100ContinueAutomatically(false) // answered once the size is checked
+        // No WebSocket is ever served: keep the compression extension handler out of the pipeline.
+        .setPerFrameWebSocketCompressionSupported(false)
+        .setPerMessageWebSocketCompressionSupported(false);
     server = vertx.createHttpServer(options).requestHandler(this::handle);
     return server.listen(port, services.config().listen().host());
   }

@@ -1,0 +1,56 @@
+package io.llmproxy.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import org.junit.jupiter.api.Test;
+
+class AccessLogTest {
+  private static final AccessLog.Entry ENTRY = new AccessLog.Entry("req_1", "POST", "/v1/chat/completions",
+      "10.0.0.1", "llama \"3\"", "llama-3-instruct", "gpu-1", 2, false, 200, true, 12.3456, 99.5, 10, 20, 1234, null);
+
+  @Test
+  void jsonLineHasTheSpecFields() throws Exception {
+    JsonNode n = new ObjectMapper().readTree(AccessLog.toJson(ENTRY));
+    assertThat(n.path("request_id").asText()).isEqualTo("req_1");
+    assertThat(n.path("model").asText()).isEqualTo("llama \"3\"");
+    assertThat(n.path("model_sent").asText()).isEqualTo("llama-3-instruct");
+    assertThat(n.path("attempts").asInt()).isEqualTo(2);
+    assertThat(n.path("ttft_ms").asDouble()).isEqualTo(12.346);
+    assertThat(n.path("prompt_tokens").asLong()).isEqualTo(10);
+    assertThat(Instant.parse(n.path("time").asText())).isBeforeOrEqualTo(Instant.now());
+    assertThat(n.has("error")).isFalse();
+  }
+
+  @Test
+  void timestampsKeepMilliseconds() {
+    assertThat(AccessLog.isoMillis(1_768_384_800_007L)).isEqualTo("2026-01-14T10:00:00.007Z");
+    assertThat(AccessLog.isoMillis(1_768_384_801_999L)).isEqualTo("2026-01-14T10:00:01.999Z");
+    assertThat(AccessLog.isoMillis(1_768_384_800_120L)).isEqualTo("2026-01-14T10:00:00.120Z");
+  }
+
+  @Test
+  void linesAreWrittenInBatchesAndAllArriveOnClose() {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    AccessLog log = new AccessLog(true, true, out);
+    for (int i = 0; i < 1000; i++) {
+      log.log(ENTRY);
+    }
+    await().atMost(Duration.ofSeconds(5)).until(() -> lines(out) >= 1);
+    log.close();
+    assertThat(lines(out)).isEqualTo(1000);
+    assertThat(log.dropped()).isZero();
+  }
+
+  private static long lines(ByteArrayOutputStream out) {
+    synchronized (out) {
+      return out.toString(StandardCharsets.UTF_8).lines().count();
+    }
+  }
+}
