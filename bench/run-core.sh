@@ -41,7 +41,7 @@ http {
   upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 512; }
   upstream simstream { server 127.0.0.1:$STREAM_SIM_PORT; keepalive 2048; }
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT backlog=4096;
     location /stream/ {
       rewrite ^/stream(/.*)\$ \$1 break;
       proxy_pass http://simstream; proxy_http_version 1.1; proxy_set_header Connection "";
@@ -79,7 +79,7 @@ LUA
 url() { case $1 in direct) echo "http://127.0.0.1:$SIM_PORT";; nginx) echo "http://127.0.0.1:$NGINX_PORT";; llmproxy) echo "http://127.0.0.1:$GW_PORT";; esac; }
 
 echo "warming up (JIT) ..." >&2
-wrk -t2 -c32 -d30s -s "$work/post.lua" "$(url llmproxy)/v1/chat/completions" > /dev/null
+wrk -t2 -c32 -d60s -s "$work/post.lua" "$(url llmproxy)/v1/chat/completions" > /dev/null
 wrk -t2 -c32 -d5s -s "$work/post.lua" "$(url nginx)/v1/chat/completions" > /dev/null
 wrk -t2 -c32 -d5s -s "$work/post.lua" "$(url direct)/v1/chat/completions" > /dev/null
 
@@ -113,14 +113,18 @@ echo "added over direct at p50: llmproxy $(awk -v a="$g" -v b="$d" 'BEGIN {print
 kill $gw_pid; wait $gw_pid 2>/dev/null || true
 bin/llmproxy --config "$work/gw-stream.yaml" > "$work/gw-stream.log" 2>&1 & gws_pid=$!; pids+=($gws_pid)
 wait_port $GW_STREAM_PORT
-bench() { bin/llmproxy bench --url "$1" --stream -c 1000 -d "${SECONDS_PER_RUN}s" --warmup 5s --max-tokens 100 --json; }
+bench() { local u=$1; shift; bin/llmproxy bench --url "$u" --stream -c 1000 -d "${SECONDS_PER_RUN}s" --warmup 5s --max-tokens 100 --json "$@"; }
 bench "http://127.0.0.1:$GW_STREAM_PORT" > /dev/null # warm-up
+bench "http://127.0.0.1:$GW_STREAM_PORT" > /dev/null
 declare -A ttft99 ttft50 itl99 errs
 rss_max=0
 for r in $(seq 1 "$ROUNDS"); do
-  for t in direct llmproxy; do
-    u=$([ $t = direct ] && echo "http://127.0.0.1:$STREAM_SIM_PORT" || echo "http://127.0.0.1:$GW_STREAM_PORT")
-    j=$(bench "$u")
+  for t in direct nginx llmproxy; do
+    case $t in
+      direct) j=$(bench "http://127.0.0.1:$STREAM_SIM_PORT");;
+      nginx) j=$(bench "http://127.0.0.1:$NGINX_PORT" --path /stream/v1/chat/completions);;
+      llmproxy) j=$(bench "http://127.0.0.1:$GW_STREAM_PORT");;
+    esac
     ttft99[$t]+="$(echo "$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ttft_ms"]["p99"])') "
     ttft50[$t]+="$(echo "$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ttft_ms"]["p50"])') "
     itl99[$t]+="$(echo "$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["itl_ms"]["p99"])') "
@@ -132,10 +136,11 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "== (c) 1,000 concurrent streams, 100 tokens 20 ms apart, ${ROUNDS}x${SECONDS_PER_RUN}s interleaved (ms)"
-for t in direct llmproxy; do
+for t in direct nginx llmproxy; do
   printf "%-9s ttft p50 %-28s ttft p99 %-28s median p99 %s; itl p99 %s; errors %s\n" "$t" "${ttft50[$t]}" "${ttft99[$t]}" \
     "$(echo ${ttft99[$t]} | tr ' ' '\n' | median)" "$(echo ${itl99[$t]} | tr ' ' '\n' | median)" "${errs[$t]}"
 done
-echo "added p99 TTFT: $(awk -v a="$(echo ${ttft99[llmproxy]} | tr ' ' '\n' | median)" -v b="$(echo ${ttft99[direct]} | tr ' ' '\n' | median)" 'BEGIN {printf "%.1f", a-b}') ms"
+d99=$(echo ${ttft99[direct]} | tr ' ' '\n' | median)
+echo "added p99 TTFT over direct: llmproxy $(awk -v a="$(echo ${ttft99[llmproxy]} | tr ' ' '\n' | median)" -v b="$d99" 'BEGIN {printf "%.1f", a-b}') ms, nginx $(awk -v a="$(echo ${ttft99[nginx]} | tr ' ' '\n' | median)" -v b="$d99" 'BEGIN {printf "%.1f", a-b}') ms"
 echo "llmproxy peak RSS under 1,000 streams: $((rss_max / 1024)) MiB"
 echo "(logs in $work)"

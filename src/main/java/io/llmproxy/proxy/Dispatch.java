@@ -14,6 +14,8 @@ import io.llmproxy.proxy.UpstreamAttempt.Failure;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backoff;
 import io.llmproxy.routing.RoutePlan;
+import io.netty.util.Timeout;
+import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -42,39 +44,49 @@ public final class Dispatch {
   private final GatewayMetrics metrics;
   private final RoutePlan plan;
   private final RetryConfig retry;
-  private final RoutingConfig.TimeoutsConfig timeouts;
+  private final RoutingConfig.TimeoutsConfig limits;
+  private final Context context;
+  private final Timeouts timeouts;
   private final boolean firstByteIsToken;
   private final RequestSpec spec;
   private final Downstream down;
   private final List<UpstreamAttempt> attempts = new ArrayList<>(2);
 
   private UpstreamAttempt winner;
+  /** How the last attempt failed on its own, for the final error; null after a bad status. */
+  private Failure lastFailure;
   private boolean finished;
   private int retries;
   private long retryTimer = -1;
-  private long totalTimer = -1;
+  private Timeout totalTimer;
   private long deadlineNanos;
   private long clientFirstTokenNanos;
   private long firstByteForwardedNanos;
 
-  public Dispatch(Vertx vertx, UpstreamClient client, GatewayMetrics metrics, RoutePlan plan,
+  /**
+   * @param context  the client request's context: everything of this dispatch runs on it
+   * @param timeouts where the total, first-token and idle timeouts are armed
+   */
+  public Dispatch(Context context, Timeouts timeouts, UpstreamClient client, GatewayMetrics metrics, RoutePlan plan,
       RoutingConfig routing, RequestSpec spec, Downstream down) {
-    this.vertx = requireNonNull(vertx, "vertx");
+    this.context = requireNonNull(context, "context");
+    this.vertx = context.owner();
+    this.timeouts = requireNonNull(timeouts, "timeouts");
     this.client = requireNonNull(client, "client");
     this.metrics = requireNonNull(metrics, "metrics");
     this.plan = requireNonNull(plan, "plan");
     this.retry = routing.retry();
-    this.timeouts = routing.timeouts();
+    this.limits = routing.timeouts();
     this.firstByteIsToken = routing.hedge().firstToken() == FirstTokenMode.FIRST_BYTE;
     this.spec = requireNonNull(spec, "spec");
     this.down = requireNonNull(down, "down");
   }
 
   public void start() {
-    long total = timeouts.total().toMillis();
+    long total = limits.total().toMillis();
     deadlineNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(total);
-    totalTimer = vertx.setTimer(total, id -> {
-      totalTimer = -1;
+    totalTimer = timeouts.schedule(context, total, () -> {
+      totalTimer = null;
       onTotalTimeout();
     });
     launch();
@@ -151,15 +163,15 @@ public final class Dispatch {
     Backend b = plan.next();
     if (b == null) {
       finish();
-      if (attempts.isEmpty()) {
+      if (lastFailure == null) {
         down.fail(OpenAiError.NO_HEALTHY_BACKEND, "Every backend for this model is at its max_concurrent limit.");
       } else {
-        failFinally(attempts.get(attempts.size() - 1), Failure.CONNECT);
+        failFinally(attempts.get(attempts.size() - 1), lastFailure);
       }
       return;
     }
-    UpstreamAttempt a = new UpstreamAttempt(this, vertx, metrics, b, attempts.size() + 1, spec.stream(),
-        firstByteIsToken, timeouts.firstToken().toMillis(), timeouts.idle().toMillis());
+    UpstreamAttempt a = new UpstreamAttempt(this, context, timeouts, metrics, b, attempts.size() + 1,
+        spec.stream(), firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
     attempts.add(a);
     a.start(client, options(b), spec.body());
   }
@@ -171,7 +183,7 @@ public final class Dispatch {
         .setPort(b.port())
         .setSsl(b.ssl())
         .setURI(b.target(spec.pathAndQuery()))
-        .setConnectTimeout(timeouts.connect().toMillis());
+        .setConnectTimeout(limits.connect().toMillis());
   }
 
   /**
@@ -202,6 +214,7 @@ public final class Dispatch {
       long retryAfter = status == 429 ? Backoff.parseRetryAfterNanos(a.response().getHeader("retry-after")) : -1;
       long delay = retryDelay(retryAfter);
       if (delay >= 0) {
+        lastFailure = null;
         a.discard();
         retryLater(delay, reason);
         return;
@@ -261,6 +274,7 @@ public final class Dispatch {
     if (winner != null) {
       return;
     }
+    lastFailure = failure;
     long delay = retryDelay(-1);
     if (delay >= 0) {
       retryLater(delay, switch (failure) {
@@ -371,7 +385,7 @@ public final class Dispatch {
     for (UpstreamAttempt a : attempts) {
       a.cancel(CancelReason.TIMEOUT);
     }
-    String msg = "The request did not complete within the total timeout of " + timeouts.total().toSeconds() + "s.";
+    String msg = "The request did not complete within the total timeout of " + limits.total().toSeconds() + "s.";
     if (w == null) {
       down.fail(OpenAiError.UPSTREAM_TIMEOUT, msg);
     } else {
@@ -381,9 +395,9 @@ public final class Dispatch {
 
   private void finish() {
     finished = true;
-    if (totalTimer >= 0) {
-      vertx.cancelTimer(totalTimer);
-      totalTimer = -1;
+    if (totalTimer != null) {
+      totalTimer.cancel();
+      totalTimer = null;
     }
     if (retryTimer >= 0) {
       vertx.cancelTimer(retryTimer);

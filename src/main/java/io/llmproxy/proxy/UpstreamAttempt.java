@@ -4,7 +4,8 @@ import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.AttemptOutcome;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
 import io.llmproxy.routing.Backend;
-import io.vertx.core.Vertx;
+import io.netty.util.Timeout;
+import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
@@ -38,7 +39,8 @@ final class UpstreamAttempt {
   private enum State { ACQUIRING, SENT, RECEIVING, ENDED, FAILED, CANCELLED }
 
   private final Dispatch dispatch;
-  private final Vertx vertx;
+  private final Context context;
+  private final Timeouts timeouts;
   private final GatewayMetrics metrics;
   private final Backend backend;
   private final int number;
@@ -54,7 +56,7 @@ final class UpstreamAttempt {
   private boolean committed;
   private CancelReason cancelReason;
   private Throwable cause;
-  private long timer = -1;
+  private Timeout timer;
   private boolean idleTimerRunning;
   private long lastReadNanos;
 
@@ -64,10 +66,11 @@ final class UpstreamAttempt {
   long firstByteNanos;
   long firstTokenNanos;
 
-  UpstreamAttempt(Dispatch dispatch, Vertx vertx, GatewayMetrics metrics, Backend backend, int number,
-      boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
+  UpstreamAttempt(Dispatch dispatch, Context context, Timeouts timeouts, GatewayMetrics metrics, Backend backend,
+      int number, boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
     this.dispatch = dispatch;
-    this.vertx = vertx;
+    this.context = context;
+    this.timeouts = timeouts;
     this.metrics = metrics;
     this.backend = backend;
     this.number = number;
@@ -123,8 +126,8 @@ final class UpstreamAttempt {
       state = State.SENT;
       sentNanos = System.nanoTime();
       if (stream && firstTokenTimeoutMs > 0) {
-        timer = vertx.setTimer(firstTokenTimeoutMs, id -> {
-          timer = -1;
+        timer = timeouts.schedule(context, firstTokenTimeoutMs, () -> {
+          timer = null;
           if (!isDone() && (scanner == null || !scanner.firstTokenSeen())) {
             fail(Failure.FIRST_TOKEN_TIMEOUT, null);
           }
@@ -202,8 +205,8 @@ final class UpstreamAttempt {
 
   /** One timer per idle period, re-armed lazily, instead of one per chunk. */
   private void scheduleIdleCheck(long delayNanos) {
-    timer = vertx.setTimer(Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), id -> {
-      timer = -1;
+    timer = timeouts.schedule(context, Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), () -> {
+      timer = null;
       if (isDone()) {
         return;
       }
@@ -286,9 +289,9 @@ final class UpstreamAttempt {
   }
 
   private void cancelTimer() {
-    if (timer >= 0) {
-      vertx.cancelTimer(timer);
-      timer = -1;
+    if (timer != null) {
+      timer.cancel();
+      timer = null;
     }
     idleTimerRunning = false;
   }

@@ -166,7 +166,7 @@ final class ClientExchange implements Downstream {
     Buffer upstreamBody = sentModel == null ? body : parsed.withModel(sentModel);
     RequestSpec spec = new RequestSpec(req.method(), req.uri(), req.headers(), clientIp(), requestId, upstreamBody,
         stream, clientModel);
-    dispatch = new Dispatch(vertx, client, services.metrics(), router.plan(clientModel, group, affinityKey),
+    dispatch = new Dispatch(vertx.getOrCreateContext(), services.timeouts(), client, services.metrics(), router.plan(clientModel, group, affinityKey),
         services.config().routing(), spec, this);
     dispatch.start();
   }
@@ -291,9 +291,11 @@ final class ClientExchange implements Downstream {
       return;
     }
     status = CLIENT_CLOSED;
-    error = "client_disconnect";
+    // While draining, connections still open at the drain timeout are closed by the gateway itself.
+    boolean shutdown = services.readiness().isDraining();
+    error = shutdown ? "shutdown" : "client_disconnect";
     if (dispatch != null) {
-      dispatch.cancel(CancelReason.CLIENT_DISCONNECT);
+      dispatch.cancel(shutdown ? CancelReason.SHUTDOWN : CancelReason.CLIENT_DISCONNECT);
     }
     complete();
   }

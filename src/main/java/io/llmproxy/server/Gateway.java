@@ -6,6 +6,7 @@ import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.health.ActiveHealthChecker;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.proxy.BodyScanner;
+import io.llmproxy.proxy.Timeouts;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Router;
 import io.vertx.core.DeploymentOptions;
@@ -43,6 +44,7 @@ public final class Gateway {
   private final ModelCatalog models;
   private final Readiness readiness;
   private final AccessLog accessLog;
+  private final Timeouts timeouts = new Timeouts();
   private final HttpClientAgent probeClient;
   private final List<GatewayVerticle> verticles = new ArrayList<>();
   private String deploymentId;
@@ -76,8 +78,17 @@ public final class Gateway {
   public static Future<Gateway> start(GatewayConfig config) {
     int loops = Runtime.getRuntime().availableProcessors();
     Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
-    return new Gateway(vertx, requireNonNull(config, "config")).deploy(loops)
-        .recover(t -> vertx.close().transform(v -> Future.failedFuture(t)));
+    Gateway gateway = new Gateway(vertx, requireNonNull(config, "config"));
+    // Completed on no context: after a failed start the gateway's own Vert.x is closed.
+    Promise<Gateway> started = Promise.promise();
+    gateway.deploy(loops).onComplete(ar -> {
+      if (ar.succeeded()) {
+        started.complete(gateway);
+      } else {
+        gateway.close().onComplete(closed -> started.fail(ar.cause()));
+      }
+    });
+    return started.future();
   }
 
   private Future<Gateway> deploy(int loops) {
@@ -86,7 +97,7 @@ public final class Gateway {
         LOG.warn("{} has no effect yet", section);
       }
     }
-    GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness);
+    GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness, timeouts);
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
     return vertx.deployVerticle(() -> {
@@ -151,6 +162,7 @@ public final class Gateway {
         .eventually(probeClient::close)
         .onComplete(ar -> vertx.close().onComplete(closed -> {
           accessLog.close();
+          timeouts.close();
           metrics.close();
           done.complete();
         }));

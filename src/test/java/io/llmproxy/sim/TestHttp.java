@@ -1,6 +1,8 @@
 package io.llmproxy.sim;
 
+import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -48,6 +50,12 @@ final class TestHttp implements AutoCloseable {
   }
 
   private final HttpClientAgent client;
+  /**
+   * Every request is made on this one context: made from the test thread, each request would get
+   * a context of its own, and a response could end before its handlers were set (about one request
+   * in 300 then never completed).
+   */
+  private final Context context;
 
   TestHttp(Vertx vertx) {
     this(vertx, 1);
@@ -61,6 +69,13 @@ final class TestHttp implements AutoCloseable {
 
   TestHttp(Vertx vertx, HttpClientOptions options, PoolOptions pool) {
     this.client = vertx.createHttpClient(options, pool);
+    this.context = vertx.getOrCreateContext();
+  }
+
+  private <T> Future<T> onContext(java.util.function.Supplier<Future<T>> op) {
+    Promise<T> done = Promise.promise();
+    context.runOnContext(v -> op.get().onComplete(done));
+    return done.future();
   }
 
   /** An HTTP/2 client over cleartext, with prior knowledge. */
@@ -80,11 +95,11 @@ final class TestHttp implements AutoCloseable {
   Reply send(HttpMethod method, String url, String body) {
     // The body must be asked for inside the callback that sends: chained on the outside instead,
     // it may be asked for (from this thread) after the response has ended, and never come.
-    Future<Reply> reply = client
+    Future<Reply> reply = onContext(() -> client
         .request(new RequestOptions().setMethod(method).setAbsoluteURI(url))
         .compose(req -> (body == null ? req.send() : req.send(body))
             .compose(resp -> resp.body().map(b -> new Reply(resp.statusCode(), resp.headers(),
-                b.toString()))));
+                b.toString())))));
     try {
       return reply.await(10, TimeUnit.SECONDS);
     } catch (java.util.concurrent.TimeoutException e) {
@@ -95,7 +110,7 @@ final class TestHttp implements AutoCloseable {
   /** Starts a POST and reads its response as it arrives. */
   Streamed stream(String url, String body) {
     Streamed s = new Streamed();
-    client.request(new RequestOptions().setMethod(HttpMethod.POST).setAbsoluteURI(url))
+    context.runOnContext(ignored -> client.request(new RequestOptions().setMethod(HttpMethod.POST).setAbsoluteURI(url))
         .compose(req -> {
           s.request = req;
           return req.send(body).onSuccess(resp -> {
@@ -114,7 +129,7 @@ final class TestHttp implements AutoCloseable {
         .onFailure(err -> {
           s.head.completeExceptionally(err);
           s.end.completeExceptionally(err);
-        });
+        }));
     return s;
   }
 
