@@ -44,6 +44,9 @@ final class GatewayVerticle extends VerticleBase {
         .setDecompressionSupported(false)
         .setCompressionSupported(false)
         .setHandle100ContinueAutomatically(false) // answered once the size is checked
+        // Every response write happens on the connection's own event loop (the upstream pool and
+        // the timeout callbacks are on it too), so Vert.x may skip its cross-thread write queue.
+        .setStrictThreadMode(true)
         // No WebSocket is ever served: keep the compression extension handler out of the pipeline.
         .setPerFrameWebSocketCompressionSupported(false)
         .setPerMessageWebSocketCompressionSupported(false);
