@@ -7,8 +7,6 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backend.Health;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpClientAgent;
-import io.vertx.core.http.HttpHeaders;
-import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
 import java.util.ArrayList;
 import java.util.List;
@@ -72,19 +70,7 @@ public final class ActiveHealthChecker {
       if (stopped) {
         return;
       }
-      long timeoutMs = config.timeout().toMillis();
-      RequestOptions options = new RequestOptions()
-          .setMethod(HttpMethod.GET)
-          .setHost(backend.host())
-          .setPort(backend.port())
-          .setSsl(backend.ssl())
-          .setURI(backend.target(config.path()))
-          .setConnectTimeout(timeoutMs)
-          .setIdleTimeout(timeoutMs);
-      String key = backend.config().apiKey();
-      if (key != null && !key.isEmpty()) {
-        options.putHeader(HttpHeaders.AUTHORIZATION, "Bearer " + key);
-      }
+      RequestOptions options = backend.probe(config.path(), config.timeout().toMillis());
       // The idle timeout fails the check when the backend sends nothing for `timeout`.
       http.request(options)
           .compose(req -> req.send().compose(resp -> resp.body().map(b -> resp.statusCode())))

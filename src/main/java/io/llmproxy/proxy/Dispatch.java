@@ -170,8 +170,8 @@ public final class Dispatch {
       }
       return;
     }
-    UpstreamAttempt a = new UpstreamAttempt(this, context, timeouts, metrics, b, attempts.size() + 1,
-        spec.stream(), firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
+    UpstreamAttempt a = new UpstreamAttempt(this, context, timeouts, metrics, b, spec.stream(), firstByteIsToken,
+        limits.firstToken().toMillis(), limits.idle().toMillis());
     attempts.add(a);
     a.start(client, options(b), spec.body());
   }
@@ -237,11 +237,9 @@ public final class Dispatch {
     } else if (a != winner) {
       return;
     }
+    forward(a, chunk);
     if (firstByteForwardedNanos == 0) {
-      forward(a, chunk);
       firstByteForwardedNanos = System.nanoTime();
-    } else {
-      forward(a, chunk);
     }
     if (firstToken) {
       clientFirstTokenNanos = System.nanoTime();

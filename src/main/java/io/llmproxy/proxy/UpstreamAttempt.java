@@ -43,7 +43,6 @@ final class UpstreamAttempt {
   private final Timeouts timeouts;
   private final GatewayMetrics metrics;
   private final Backend backend;
-  private final int number;
   private final boolean stream;
   private final boolean firstByteIsToken;
   private final long firstTokenTimeoutMs;
@@ -67,13 +66,12 @@ final class UpstreamAttempt {
   long firstTokenNanos;
 
   UpstreamAttempt(Dispatch dispatch, Context context, Timeouts timeouts, GatewayMetrics metrics, Backend backend,
-      int number, boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
+      boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
     this.dispatch = dispatch;
     this.context = context;
     this.timeouts = timeouts;
     this.metrics = metrics;
     this.backend = backend;
-    this.number = number;
     this.stream = stream;
     this.firstByteIsToken = firstByteIsToken;
     this.firstTokenTimeoutMs = firstTokenTimeoutMs;
@@ -83,10 +81,6 @@ final class UpstreamAttempt {
 
   Backend backend() {
     return backend;
-  }
-
-  int number() {
-    return number;
   }
 
   HttpClientResponse response() {

@@ -3,6 +3,9 @@ package io.llmproxy.routing;
 import static java.util.Objects.requireNonNull;
 
 import io.llmproxy.config.BackendConfig;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
 import java.net.URI;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -106,6 +109,26 @@ public final class Backend {
       return basePath + pathAndQuery.substring(3);
     }
     return basePath + pathAndQuery;
+  }
+
+  /**
+   * A GET of one of the backend's own endpoints (health, model list), with its API key, failing
+   * after {@code timeoutMs} without a connection or without data.
+   */
+  public RequestOptions probe(String path, long timeoutMs) {
+    RequestOptions options = new RequestOptions()
+        .setMethod(HttpMethod.GET)
+        .setHost(host)
+        .setPort(port)
+        .setSsl(ssl)
+        .setURI(target(path))
+        .setConnectTimeout(timeoutMs)
+        .setIdleTimeout(timeoutMs);
+    String key = config.apiKey();
+    if (key != null && !key.isEmpty()) {
+      options.putHeader(HttpHeaders.AUTHORIZATION, "Bearer " + key);
+    }
+    return options;
   }
 
   public int inflight() {

@@ -10,8 +10,6 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientAgent;
-import io.vertx.core.http.HttpHeaders;
-import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
 import java.io.IOException;
 import java.io.StringWriter;
@@ -73,18 +71,7 @@ final class ModelCatalog {
   }
 
   private void fetch(Backend b) {
-    RequestOptions options = new RequestOptions()
-        .setMethod(HttpMethod.GET)
-        .setHost(b.host())
-        .setPort(b.port())
-        .setSsl(b.ssl())
-        .setURI(b.target("/v1/models"))
-        .setConnectTimeout(timeout.toMillis())
-        .setIdleTimeout(timeout.toMillis());
-    String key = b.config().apiKey();
-    if (key != null && !key.isEmpty()) {
-      options.putHeader(HttpHeaders.AUTHORIZATION, "Bearer " + key);
-    }
+    RequestOptions options = b.probe("/v1/models", timeout.toMillis());
     // The body is asked for inside the send callback, before the response can end unobserved.
     http.request(options)
         .compose(req -> req.send().compose(resp -> resp.statusCode() == 200
