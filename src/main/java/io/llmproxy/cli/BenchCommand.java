@@ -49,6 +49,10 @@ public final class BenchCommand implements Callable<Integer> {
   @Option(names = "--warmup", defaultValue = "2s", description = "Warm-up before measuring.")
   String warmup;
 
+  @Option(names = "--ramp-up", defaultValue = "0s",
+      description = "Spread the users' first requests over this long (desynchronises fixed-cadence streams).")
+  String rampUp;
+
   @Option(names = "--max-tokens", defaultValue = "0", description = "max_tokens to ask for (0 = not sent).")
   int maxTokens;
 
@@ -65,7 +69,7 @@ public final class BenchCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     Duration measured = SimDuration.parse(duration);
     Settings s = new Settings(url, path, model, stream, concurrency, measured, SimDuration.parse(warmup),
-        maxTokens, promptChars);
+        SimDuration.parse(rampUp), maxTokens, promptChars);
     Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(Runtime.getRuntime().availableProcessors())
         .setPreferNativeTransport(true));
     try {

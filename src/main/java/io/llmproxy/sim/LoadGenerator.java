@@ -41,6 +41,7 @@ public final class LoadGenerator {
       int concurrency,
       Duration duration,
       Duration warmup,
+      Duration rampUp,
       int maxTokens,
       int promptChars) {
     public Settings {
@@ -121,8 +122,15 @@ public final class LoadGenerator {
     stopAtNanos = measureFromNanos + settings.duration().toNanos();
     Promise<Result> done = Promise.promise();
     running.set(settings.concurrency());
+    long rampNanos = settings.rampUp().toNanos();
     for (int i = 0; i < settings.concurrency(); i++) {
-      next(done);
+      // Users start spread over the ramp-up, so that fixed-cadence streams are not all in phase.
+      long delayMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(rampNanos * i / settings.concurrency());
+      if (delayMs == 0) {
+        next(done);
+      } else {
+        vertx.setTimer(delayMs, id -> next(done));
+      }
     }
     return done.future();
   }
