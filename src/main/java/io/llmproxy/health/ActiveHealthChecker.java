@@ -5,6 +5,7 @@ import static java.util.Objects.requireNonNull;
 import io.llmproxy.config.HealthCheckConfig;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backend.Health;
+import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.RequestOptions;
@@ -24,6 +25,7 @@ public final class ActiveHealthChecker {
   private static final Logger LOG = LoggerFactory.getLogger(ActiveHealthChecker.class);
 
   private final Vertx vertx;
+  private final Context context;
   private final HttpClientAgent http;
   private final HealthCheckConfig config;
   private final List<Probe> probes = new ArrayList<>();
@@ -31,6 +33,7 @@ public final class ActiveHealthChecker {
 
   public ActiveHealthChecker(Vertx vertx, HttpClientAgent http, HealthCheckConfig config, List<Backend> backends) {
     this.vertx = requireNonNull(vertx, "vertx");
+    this.context = vertx.getOrCreateContext();
     this.http = requireNonNull(http, "http");
     this.config = requireNonNull(config, "config");
     for (Backend b : backends) {
@@ -42,18 +45,25 @@ public final class ActiveHealthChecker {
     if (!config.enabled()) {
       return;
     }
-    for (Probe p : probes) {
-      p.check();
-    }
+    // Everything of the checker runs on this one context: its timers, and the probes' callbacks.
+    context.runOnContext(v -> {
+      for (Probe p : probes) {
+        p.check();
+        // At a fixed rate, so a probe that hangs until its timeout does not stretch the interval.
+        p.timer = vertx.setPeriodic(config.interval().toMillis(), id -> p.check());
+      }
+    });
   }
 
   public void stop() {
     stopped = true;
-    for (Probe p : probes) {
-      if (p.timer >= 0) {
-        vertx.cancelTimer(p.timer);
+    context.runOnContext(v -> {
+      for (Probe p : probes) {
+        if (p.timer >= 0) {
+          vertx.cancelTimer(p.timer);
+        }
       }
-    }
+    });
   }
 
   private final class Probe {
@@ -61,25 +71,28 @@ public final class ActiveHealthChecker {
     private int successes;
     private int failures;
     private long timer = -1;
+    /** True while a probe is out; a tick that finds one still out is skipped. */
+    private boolean inFlight;
 
     Probe(Backend backend) {
       this.backend = backend;
     }
 
     void check() {
-      if (stopped) {
+      if (stopped || inFlight) {
         return;
       }
+      inFlight = true;
       RequestOptions options = backend.probe(config.path(), config.timeout().toMillis());
       // The idle timeout fails the check when the backend sends nothing for `timeout`.
       http.request(options)
           .compose(req -> req.send().compose(resp -> resp.body().map(b -> resp.statusCode())))
           .onComplete(ar -> {
+            inFlight = false;
             boolean ok = ar.succeeded() && ar.result() >= 200 && ar.result() < 300;
             String detail = ar.succeeded() ? "HTTP " + ar.result() : String.valueOf(ar.cause().getMessage());
-            record(ok, detail);
             if (!stopped) {
-              timer = vertx.setTimer(config.interval().toMillis(), id -> check());
+              record(ok, detail);
             }
           });
     }

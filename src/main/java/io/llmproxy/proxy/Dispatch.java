@@ -55,6 +55,8 @@ public final class Dispatch {
   private UpstreamAttempt winner;
   /** How the last attempt failed on its own, for the final error; null after a bad status. */
   private Failure lastFailure;
+  /** The retryable status (429, 5xx) of the last attempt whose answer was dropped for a retry. */
+  private int lastDiscardedStatus;
   private boolean finished;
   private int retries;
   private long retryTimer = -1;
@@ -163,10 +165,13 @@ public final class Dispatch {
     Backend b = plan.next();
     if (b == null) {
       finish();
-      if (lastFailure == null) {
+      if (attempts.isEmpty()) {
         down.fail(OpenAiError.NO_HEALTHY_BACKEND, "Every backend for this model is at its max_concurrent limit.");
-      } else {
+      } else if (lastFailure != null) {
         failFinally(attempts.get(attempts.size() - 1), lastFailure);
+      } else {
+        down.fail(OpenAiError.UPSTREAM_ERROR, "Backend " + lastBackend().name() + " answered " + lastDiscardedStatus
+            + " and every other backend for this model is at its max_concurrent limit, so it was not retried.");
       }
       return;
     }
@@ -215,6 +220,7 @@ public final class Dispatch {
       long delay = retryDelay(retryAfter);
       if (delay >= 0) {
         lastFailure = null;
+        lastDiscardedStatus = status;
         a.discard();
         retryLater(delay, reason);
         return;
