@@ -39,7 +39,7 @@ final class ConfigBinder {
   static final List<String> OPTIONAL_SECTIONS = List.of(
       "routing.hedge", "outlier_detection", "rate_limit", "auth", "api_keys", "usage_hook", "admin",
       "routing.session_affinity", "health_check", "routing.retry", "routing.fallback", "routing.timeouts",
-      "upstream", "limits", "metrics", "logging");
+      "upstream", "limits", "metrics", "logging", "data_dir");
 
   /** Suggestions for top-level keys that belong somewhere else. */
   static final Map<String, String> HINTS = Map.of(
@@ -54,6 +54,10 @@ final class ConfigBinder {
 
   private static final List<String> LOG_LEVELS = List.of("trace", "debug", "info", "warn", "error");
   private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
+  /** Headers a backend's {@code headers} may not set: they frame the request or belong to one hop. */
+  private static final Set<String> RESERVED_HEADERS = Set.of("host", "content-length", "transfer-encoding",
+      "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect");
+  private static final long MAX_BODY_SIZE = 1L << 30;
 
   private static final Duration MS_20 = Duration.ofMillis(20);
   private static final Duration MS_500 = Duration.ofMillis(500);
@@ -185,6 +189,9 @@ final class ConfigBinder {
     for (Map.Entry<String, String> header : headers.entrySet()) {
       if (!HEADER_NAME.matcher(header.getKey()).matches()) {
         node.get(header.getKey()).problem("not a valid HTTP header name");
+      }
+      if (RESERVED_HEADERS.contains(header.getKey().toLowerCase(Locale.ROOT))) {
+        node.get(header.getKey()).problem("is set by the gateway itself (it frames the request or names the hop)");
       }
       if (header.getValue().chars().anyMatch(c -> c == '\r' || c == '\n' || c == 0)) {
         node.get(header.getKey()).problem("a header value must not contain line breaks");
@@ -577,6 +584,10 @@ final class ConfigBinder {
     long bytes = sizeNode.parse(ValueParsers::byteSize, 32L << 20);
     if (bytes <= 0) {
       sizeNode.problem("must be more than 0 bytes");
+      bytes = 32L << 20;
+    } else if (bytes > MAX_BODY_SIZE) {
+      // Bodies are held in memory (for retries and hedging) in one buffer.
+      sizeNode.problem("must be at most 1GiB: bodies are held in memory so they can be retried");
       bytes = 32L << 20;
     }
     return new LimitsConfig(bytes);

@@ -57,6 +57,8 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String RETRIES_REFUSED = "llmproxy.retries.refused";
   /** Gauge: 1 while a backend is routable by its active health check, else 0. */
   public static final String BACKEND_UP = "llmproxy.backend.up";
+  /** Gauge, always 1: a backend's static labels from the config ({@code region}). */
+  public static final String BACKEND_INFO = "llmproxy.backend.info";
   /** Gauge: requests in flight to a backend (attempt started to attempt ended). */
   public static final String BACKEND_INFLIGHT = "llmproxy.backend.inflight";
   /** Access-log lines dropped because standard output could not keep up. */
@@ -156,9 +158,14 @@ public final class GatewayMetrics implements AutoCloseable {
     return models.label(model);
   }
 
-  /** A request ended; {@code backend} is "none" when no backend answered. */
-  public void requestCompleted(String model, String backend, int status, boolean stream, long latencyNanos) {
-    String m = models.label(model);
+  /**
+   * A request ended; {@code backend} is "none" when no backend answered. A model name that was never
+   * routed to a backend (an unknown model, a rejected request) is labelled {@code other} unless it
+   * is already a label.
+   */
+  public void requestCompleted(String model, boolean routed, String backend, int status, boolean stream,
+      long latencyNanos) {
+    String m = models.label(model, routed);
     requests.computeIfAbsent(new RequestKey(m, backend, status, stream), k -> Counter.builder(REQUESTS)
             .description("Requests answered")
             .tags("model", k.model(), "backend", k.backend(), "status", Integer.toString(k.status()),
@@ -238,8 +245,11 @@ public final class GatewayMetrics implements AutoCloseable {
   }
 
   /** Registers the per-backend gauges; the functions are read at scrape time. */
-  public <T> void backendGauges(String backend, T state, ToDoubleFunction<T> up, ToDoubleFunction<T> inflight) {
+  public <T> void backendGauges(String backend, String region, T state, ToDoubleFunction<T> up,
+      ToDoubleFunction<T> inflight) {
     requireNonNull(state, "state");
+    Gauge.builder(BACKEND_INFO, () -> 1).description("A backend's labels from the config")
+        .tags("backend", backend, "region", region == null ? "" : region).register(registry);
     Gauge.builder(BACKEND_UP, state, up).description("1 when the backend is up by its health checks")
         .tag("backend", backend).register(registry);
     Gauge.builder(BACKEND_INFLIGHT, state, inflight).description("Requests in flight to the backend")

@@ -20,13 +20,21 @@ final class ModelLabels {
   }
 
   String label(String model) {
+    return label(model, true);
+  }
+
+  /**
+   * @param admit whether a name not seen yet may take a slot: only names that were routed to a
+   *              backend do, so clients sending junk names cannot use up the label set
+   */
+  String label(String model, boolean admit) {
     if (model == null || model.isEmpty()) {
       return NONE;
     }
     if (seen.contains(model)) {
       return model;
     }
-    if (seen.size() >= limit || model.length() > 200) {
+    if (!admit || seen.size() >= limit || model.length() > 200) {
       return OTHER;
     }
     seen.add(model);

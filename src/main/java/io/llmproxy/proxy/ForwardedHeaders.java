@@ -1,6 +1,7 @@
 package io.llmproxy.proxy;
 
 import io.vertx.core.MultiMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -24,7 +25,7 @@ public final class ForwardedHeaders {
 
   /** Copies the client's headers that may go upstream, and appends {@code clientIp} to X-Forwarded-For. */
   public static void copyRequest(MultiMap from, MultiMap to, String clientIp) {
-    String connection = from.get("connection");
+    List<String> connection = from.getAll("connection");
     for (Map.Entry<String, String> e : from) {
       String name = e.getKey();
       if (isOneOf(name, HOP_BY_HOP) || isOneOf(name, REQUEST_ONLY) || startsWithIgnoreCase(name, GATEWAY_PREFIX)
@@ -43,7 +44,7 @@ public final class ForwardedHeaders {
 
   /** Copies the backend's response headers that may go to the client. */
   public static void copyResponse(MultiMap from, MultiMap to) {
-    String connection = from.get("connection");
+    List<String> connection = from.getAll("connection");
     for (Map.Entry<String, String> e : from) {
       String name = e.getKey();
       if (isOneOf(name, HOP_BY_HOP) || listedIn(connection, name)) {
@@ -72,7 +73,17 @@ public final class ForwardedHeaders {
     return s.regionMatches(true, 0, lowerPrefix, 0, lowerPrefix.length());
   }
 
-  /** True when the comma-separated {@code Connection} value names this header. */
+  /** True when one of the {@code Connection} header lines names this header. */
+  private static boolean listedIn(List<String> connection, String name) {
+    for (int i = 0; i < connection.size(); i++) {
+      if (listedIn(connection.get(i), name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** True when the comma-separated {@code Connection} value names this header (optional whitespace: spaces and tabs). */
   static boolean listedIn(String connection, String name) {
     if (connection == null) {
       return false;
@@ -84,10 +95,10 @@ public final class ForwardedHeaders {
       int end = comma < 0 ? n : comma;
       int s = i;
       int e = end;
-      while (s < e && connection.charAt(s) == ' ') {
+      while (s < e && isOws(connection.charAt(s))) {
         s++;
       }
-      while (e > s && connection.charAt(e - 1) == ' ') {
+      while (e > s && isOws(connection.charAt(e - 1))) {
         e--;
       }
       if (e - s == name.length() && connection.regionMatches(true, s, name, 0, name.length())) {
@@ -96,5 +107,9 @@ public final class ForwardedHeaders {
       i = end + 1;
     }
     return false;
+  }
+
+  private static boolean isOws(char c) {
+    return c == ' ' || c == '\t';
   }
 }

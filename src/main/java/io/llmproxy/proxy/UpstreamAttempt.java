@@ -272,14 +272,13 @@ final class UpstreamAttempt {
     metrics.attempt(backend.name(), outcome());
   }
 
+  /** Won only by a committed attempt that ran to its end; a winner cut off later counts as cancelled or failed. */
   private AttemptOutcome outcome() {
-    if (committed) {
-      return AttemptOutcome.WON;
-    }
-    if (state == State.CANCELLED) {
-      return cancelReason == CancelReason.HEDGE_LOSER ? AttemptOutcome.LOST : AttemptOutcome.CANCELLED;
-    }
-    return state == State.ENDED ? AttemptOutcome.LOST : AttemptOutcome.FAILED;
+    return switch (state) {
+      case CANCELLED -> cancelReason == CancelReason.HEDGE_LOSER ? AttemptOutcome.LOST : AttemptOutcome.CANCELLED;
+      case FAILED -> AttemptOutcome.FAILED;
+      default -> committed ? AttemptOutcome.WON : AttemptOutcome.LOST;
+    };
   }
 
   private void cancelTimer() {

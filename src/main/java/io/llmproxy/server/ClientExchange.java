@@ -35,6 +35,8 @@ import io.vertx.core.net.SocketAddress;
 final class ClientExchange implements Downstream {
   /** nginx's code for "client closed request", used in metrics and logs only. */
   static final int CLIENT_CLOSED = 499;
+  /** The most a request body buffer holds before any of the body has arrived. */
+  private static final int INITIAL_BODY_CAPACITY = 64 * 1024;
   /** How long an oversized upload is read and dropped before the connection closes. */
   private static final long LINGER_MS = 5_000;
 
@@ -107,7 +109,8 @@ final class ClientExchange implements Downstream {
     if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT))) {
       resp.writeContinue(); // only now that the declared size is known to fit
     }
-    body = Buffer.buffer(declared > 0 ? (int) declared : 1024);
+    // A size hint only: a client declaring a large body is not given the memory before it sends it.
+    body = Buffer.buffer((int) Math.min(Math.max(declared, 1024), INITIAL_BODY_CAPACITY));
     req.handler(chunk -> {
       if (done) {
         return;
@@ -164,11 +167,17 @@ final class ClientExchange implements Downstream {
     var affinity = services.config().routing().sessionAffinity();
     String affinityKey = affinity == null ? null : req.getHeader(affinity.header());
     Buffer upstreamBody = sentModel == null ? body : parsed.withModel(sentModel);
-    RequestSpec spec = new RequestSpec(req.method(), req.uri(), req.headers(), clientIp(), requestId, upstreamBody,
-        stream, clientModel);
+    RequestSpec spec = new RequestSpec(req.method(), pathAndQuery(), req.headers(), clientIp(), requestId,
+        upstreamBody, stream, clientModel);
     dispatch = new Dispatch(vertx.getOrCreateContext(), services.timeouts(), client, services.metrics(), router.plan(clientModel, group, affinityKey),
         services.config().routing(), spec, this);
     dispatch.start();
+  }
+
+  /** The request target in origin form, also when the client sent the absolute form ({@code POST http://host/v1/...}). */
+  private String pathAndQuery() {
+    String query = req.query();
+    return query == null ? req.path() : req.path() + '?' + query;
   }
 
   /** Bodies of pass-through routes may be anything; the model is used only when they are JSON with one. */
@@ -313,7 +322,7 @@ final class ClientExchange implements Downstream {
       backend = dispatch.lastBackend();
     }
     String backendName = backend == null ? "none" : backend.name();
-    m.requestCompleted(clientModel, backendName, status, stream, now - receivedNanos);
+    m.requestCompleted(clientModel, backend != null, backendName, status, stream, now - receivedNanos);
     double ttftMs = -1;
     Usage usage = Usage.NONE;
     if (dispatch != null) {

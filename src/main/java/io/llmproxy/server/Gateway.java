@@ -34,7 +34,7 @@ public final class Gateway {
 
   /** Sections of the config whose features come in later releases: accepted, and said to do nothing yet. */
   private static final List<String> NOT_YET_EFFECTIVE = List.of(
-      "routing.hedge", "outlier_detection", "rate_limit", "auth", "api_keys", "usage_hook", "admin");
+      "routing.hedge", "outlier_detection", "rate_limit", "auth", "api_keys", "usage_hook", "admin", "data_dir");
 
   private final Vertx vertx;
   private final GatewayConfig config;
@@ -59,7 +59,7 @@ public final class Gateway {
     for (int i = 0; i < config.backends().size(); i++) {
       Backend b = new Backend(config.backends().get(i), i, config.healthCheck().enabled());
       backends.add(b);
-      metrics.backendGauges(b.name(), b, x -> x.routable() ? 1 : 0, Backend::inflight);
+      metrics.backendGauges(b.name(), b.config().region(), b, x -> x.routable() ? 1 : 0, Backend::inflight);
     }
     this.router = new Router(config, backends, metrics);
     this.probeClient = vertx.createHttpClient(

@@ -72,6 +72,8 @@ class ConfigErrorsTest {
             + "(units: B, KB, MB, GB, KiB, MiB, GiB)");
     assertThat(problems(ONE_BACKEND + "limits: {max_body_size: 0}\n"))
         .containsExactly("limits.max_body_size: must be more than 0 bytes");
+    assertThat(problems(ONE_BACKEND + "limits: {max_body_size: 3GiB}\n")).containsExactly(
+        "limits.max_body_size: must be at most 1GiB: bodies are held in memory so they can be retried");
   }
 
   @Test
@@ -159,12 +161,14 @@ class ConfigErrorsTest {
             weight: 0
             max_concurrent: -1
             models: ["", ok]
-            headers: {"bad header": x}
+            headers: {"bad header": x, Content-Length: "5", host: other, X-Team: ml}
         """)).containsExactly(
         "backends[0].weight: must be at least 1, got 0",
         "backends[0].max_concurrent: must be at least 0, got -1",
         "backends[0].models[0]: must not be empty",
-        "backends[0].headers[\"bad header\"]: not a valid HTTP header name");
+        "backends[0].headers[\"bad header\"]: not a valid HTTP header name",
+        "backends[0].headers.Content-Length: is set by the gateway itself (it frames the request or names the hop)",
+        "backends[0].headers.host: is set by the gateway itself (it frames the request or names the hop)");
   }
 
   @Test

@@ -46,8 +46,25 @@ class ForwardedHeadersTest {
   }
 
   @Test
+  void everyConnectionLineCountsBothWays() {
+    MultiMap in = HttpHeaders.headers()
+        .add("Connection", "keep-alive")
+        .add("Connection", "X-Second-Line,\tX-After-Tab")
+        .add("X-Second-Line", "a")
+        .add("X-After-Tab", "b")
+        .add("Content-Type", "application/json");
+    MultiMap up = HttpHeaders.headers();
+    ForwardedHeaders.copyRequest(in, up, null);
+    assertThat(up.names()).containsExactly("Content-Type");
+    MultiMap down = HttpHeaders.headers();
+    ForwardedHeaders.copyResponse(in, down);
+    assertThat(down.names()).containsExactly("Content-Type");
+  }
+
+  @Test
   void connectionTokensAreTrimmedAndCaseInsensitive() {
     assertThat(ForwardedHeaders.listedIn(" foo ,Bar", "bar")).isTrue();
+    assertThat(ForwardedHeaders.listedIn("foo,\tbar\t", "bar")).isTrue();
     assertThat(ForwardedHeaders.listedIn("foo", "fo")).isFalse();
     assertThat(ForwardedHeaders.listedIn(null, "x")).isFalse();
   }

@@ -38,6 +38,7 @@ class MetricsTest {
           models: ["retry-model", "flaky-only"]
         - url: "${SIM1}"
           name: good
+          region: north
           models: ["sim-model", "retry-model"]
       load_balance_strategy: round_robin
       routing:
@@ -207,6 +208,9 @@ class MetricsTest {
     assertThat(value(scrape, "llmproxy_requests_total",
         Map.of("model", "sim-model", "backend", "good", "status", "200", "stream", "true"))).isEqualTo(1);
     assertThat(value(scrape, "llmproxy_requests_total", Map.of("status", "404", "backend", "none"))).isEqualTo(1);
+    assertThat(series(scrape, "llmproxy_requests_total")).as("a name no backend serves never becomes a label")
+        .noneMatch(s -> "no-such-model".equals(s.labels().get("model")));
+    assertThat(value(scrape, "llmproxy_requests_total", Map.of("status", "404", "model", "other"))).isEqualTo(1);
     assertThat(value(scrape, "llmproxy_requests_total",
         Map.of("model", "flaky-only", "backend", "flaky", "status", "503"))).isEqualTo(1);
     assertThat(value(scrape, "llmproxy_requests_total",
@@ -246,6 +250,8 @@ class MetricsTest {
 
     assertThat(value(scrape, "llmproxy_cancelled_upstream_total", Map.of("reason", "client_disconnect")))
         .isGreaterThanOrEqualTo(1);
+    assertThat(value(scrape, "llmproxy_upstream_attempts_total", Map.of("backend", "good", "outcome", "cancelled")))
+        .as("the stream the client left had been committed, but it did not win: it was cancelled").isEqualTo(1);
     assertThat(value(scrape, "llmproxy_retries_total", Map.of("reason", "status_5xx"))).isGreaterThanOrEqualTo(1);
   }
 
@@ -256,6 +262,8 @@ class MetricsTest {
     assertThat(value(scrape, "llmproxy_backend_up", Map.of("backend", "good"))).isEqualTo(1);
     assertThat(series(scrape, "llmproxy_backend_inflight")).extracting(s -> s.labels().get("backend"))
         .containsExactlyInAnyOrder("flaky", "good");
+    assertThat(value(scrape, "llmproxy_backend_info", Map.of("backend", "good", "region", "north"))).isEqualTo(1);
+    assertThat(value(scrape, "llmproxy_backend_info", Map.of("backend", "flaky", "region", ""))).isEqualTo(1);
   }
 
   /**

@@ -65,6 +65,28 @@ class RoutingTest {
     }
   }
 
+  /** RFC 9112 §3.2.2: a request target in absolute form goes upstream in origin form, under the backend's base path. */
+  @Test
+  void anAbsoluteFormTargetGoesUpstreamAsAPath() throws Exception {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}/v1"
+            health_check: {enabled: false}
+            """, INSTANT)) {
+      String body = TestClient.chat("sim-model", false);
+      try (java.net.Socket s = new java.net.Socket("127.0.0.1", gw.port())) {
+        s.setSoTimeout(5000);
+        s.getOutputStream().write(("POST http://gateway.example/v1/chat/completions?trace=1 HTTP/1.1\r\n"
+            + "Host: gateway.example\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+            .getBytes(StandardCharsets.UTF_8));
+        String response = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(response).startsWith("HTTP/1.1 200");
+      }
+      assertThat(gw.posts(0)).singleElement().extracting(RequestRecord::path).isEqualTo("/v1/chat/completions");
+    }
+  }
+
   @Test
   void weightedSharesMatchTheWeightsOver10000Requests() {
     try (TestGateway gw = TestGateway.start("""
