@@ -16,11 +16,15 @@ import java.util.Arrays;
 public final class BodyScanner {
   private final boolean sse;
   private final boolean firstByteIsToken;
+  /** Classify every event, not only those before the first token (the load generator's ITL). */
+  private final boolean classifyAll;
   private final UsageSniffer usage = new UsageSniffer();
   private boolean firstToken;
   private long bytes;
   private int events;
   private int outputEvents;
+  private int tokenEvents;
+  private boolean eventIsToken;
 
   // SSE line state
   private int lineLength;
@@ -33,9 +37,10 @@ public final class BodyScanner {
   private int lineCopied;
   private static final byte[] DATA = {'d', 'a', 't', 'a', ':'};
 
-  private BodyScanner(boolean sse, boolean firstByteIsToken) {
+  private BodyScanner(boolean sse, boolean firstByteIsToken, boolean classifyAll) {
     this.sse = sse;
     this.firstByteIsToken = firstByteIsToken;
+    this.classifyAll = classifyAll;
   }
 
   /**
@@ -51,12 +56,20 @@ public final class BodyScanner {
 
   /** A scanner for an SSE body; {@code firstByteIsToken} for {@code first_token: first_byte}. */
   public static BodyScanner sse(boolean firstByteIsToken) {
-    return new BodyScanner(true, firstByteIsToken);
+    return new BodyScanner(true, firstByteIsToken, false);
+  }
+
+  /**
+   * A scanner for an SSE body that parses every event, to count those carrying generated output
+   * ({@link #tokenEvents()}). Costs a JSON parse per event: for measuring, not for proxying.
+   */
+  public static BodyScanner sseCountingTokens() {
+    return new BodyScanner(true, false, true);
   }
 
   /** A scanner for any other body. */
   public static BodyScanner plain() {
-    return new BodyScanner(false, true);
+    return new BodyScanner(false, true, false);
   }
 
   public boolean isSse() {
@@ -124,7 +137,7 @@ public final class BodyScanner {
       }
     }
     // Before the first token, a line that is (or may still become) a data line is kept, to parse it.
-    if (lineStart < to && !firstToken && lineIsData) {
+    if (lineStart < to && (!firstToken || classifyAll) && lineIsData) {
       copy(a, lineStart, to);
     }
   }
@@ -137,16 +150,20 @@ public final class BodyScanner {
         if (firstToken && eventHasOutput) {
           outputEvents++;
         }
+        if (eventIsToken) {
+          tokenEvents++;
+        }
       }
       eventHasData = false;
       eventHasOutput = false;
+      eventIsToken = false;
       prevLineEmpty = true;
     } else {
       prevLineEmpty = false;
       if (lineIsData && lineLength >= DATA.length) {
         eventHasData = true;
         eventHasOutput = true;
-        if (!firstToken) {
+        if (!firstToken || classifyAll) {
           byte[] src;
           int s;
           int e;
@@ -169,7 +186,8 @@ public final class BodyScanner {
           }
           if (TokenDetector.carriesOutput(src, s, e - s)) {
             firstToken = true;
-          } else {
+            eventIsToken = true;
+          } else if (!firstToken) {
             eventHasOutput = false;
           }
         }
@@ -204,6 +222,14 @@ public final class BodyScanner {
   /** Complete SSE events with a data line. */
   public int events() {
     return events;
+  }
+
+  /**
+   * Complete SSE events carrying generated output, the first token's included; counted only by a
+   * scanner from {@link #sseCountingTokens()}, else 0 after the first token's.
+   */
+  public int tokenEvents() {
+    return tokenEvents;
   }
 
   /** Complete SSE events after the first token that carried data (for wasted-token estimates). */
