@@ -7,24 +7,23 @@ import java.io.StringWriter;
 import java.time.Instant;
 
 /**
- * One line per request (SPEC §8) on standard output, written in batches by an
- * {@link AccessLogWriter} so that logging never blocks an event loop. JSON by default;
- * {@code key=value} pairs with {@code logging.format: text}. Never contains a client key.
+ * One line per request (SPEC §8) on standard output, formatted and written in batches by an
+ * {@link AccessLogWriter} thread so that logging costs an event loop only a queue insert. JSON by
+ * default; {@code key=value} pairs with {@code logging.format: text}. Never contains a client key.
  */
 final class AccessLog implements AutoCloseable {
   private static final JsonFactory JSON = new JsonFactory();
 
-  private final boolean json;
   private final AccessLogWriter writer;
 
   /** An access log on {@code out}, or a disabled one when {@code enabled} is false. */
   AccessLog(boolean enabled, boolean json, java.io.OutputStream out) {
-    this.json = json;
-    this.writer = enabled ? new AccessLogWriter(out) : null;
+    this.writer = enabled ? new AccessLogWriter(out, json ? AccessLog::toJson : AccessLog::toText) : null;
   }
 
   /** What one line says. Times are in milliseconds; -1 means unknown or not applicable. */
   record Entry(
+      long timeMillis,
       String requestId,
       String method,
       String path,
@@ -49,7 +48,7 @@ final class AccessLog implements AutoCloseable {
 
   void log(Entry e) {
     if (writer != null) {
-      writer.append(json ? toJson(e) : toText(e));
+      writer.append(e);
     }
   }
 
@@ -69,7 +68,7 @@ final class AccessLog implements AutoCloseable {
     StringWriter w = new StringWriter(320);
     try (JsonGenerator g = JSON.createGenerator(w)) {
       g.writeStartObject();
-      g.writeStringField("time", isoMillis(System.currentTimeMillis()));
+      g.writeStringField("time", isoMillis(e.timeMillis()));
       g.writeStringField("level", "INFO");
       g.writeStringField("type", "access");
       g.writeStringField("request_id", e.requestId());
@@ -106,7 +105,7 @@ final class AccessLog implements AutoCloseable {
 
   static String toText(Entry e) {
     StringBuilder sb = new StringBuilder(256);
-    sb.append(isoMillis(System.currentTimeMillis())).append(" access request_id=").append(e.requestId())
+    sb.append(isoMillis(e.timeMillis())).append(" access request_id=").append(e.requestId())
         .append(" method=").append(e.method())
         .append(" path=").append(e.path())
         .append(" client_ip=").append(e.clientIp())

@@ -342,7 +342,7 @@ final class ClientExchange implements Downstream {
     }
     AccessLog log = services.accessLog();
     if (log.enabled()) {
-      log.log(new AccessLog.Entry(requestId, req.method().name(), req.path(), clientIp(), clientModel, sentModel,
+      log.log(new AccessLog.Entry(System.currentTimeMillis(), requestId, req.method().name(), req.path(), clientIp(), clientModel, sentModel,
           backend == null ? null : backend.name(), dispatch == null ? 0 : dispatch.attemptCount(),
           false, status, stream, ttftMs, (now - receivedNanos) / 1e6, usage.promptTokens(),
           usage.completionTokens(), bytesOut, error));
