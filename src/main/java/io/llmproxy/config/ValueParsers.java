@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
  * Parsers for the config's value syntaxes. Each throws {@link IllegalArgumentException} with a message
  * meant for the user, written to follow {@code path: }.
  */
-final class ValueParsers {
+public final class ValueParsers {
 
   private static final BigDecimal MAX_NANOS = BigDecimal.valueOf(Long.MAX_VALUE);
   private static final Pattern BARE_NUMBER = Pattern.compile("[0-9]*\\.?[0-9]+|[0-9]+\\.");
@@ -115,7 +115,7 @@ final class ValueParsers {
   }
 
   /** The shortest Go-style text of a duration: {@code 500ms}, {@code 1m30s}, {@code 15m}. */
-  static String format(Duration d) {
+  public static String format(Duration d) {
     if (d.isZero()) {
       return "0s";
     }

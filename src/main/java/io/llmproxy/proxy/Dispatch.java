@@ -6,6 +6,7 @@ import io.llmproxy.api.OpenAiError;
 import io.llmproxy.config.RoutingConfig;
 import io.llmproxy.config.RoutingConfig.FirstTokenMode;
 import io.llmproxy.config.RoutingConfig.RetryConfig;
+import io.llmproxy.config.ValueParsers;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
 import io.llmproxy.metrics.GatewayMetrics.RefusalReason;
@@ -389,7 +390,8 @@ public final class Dispatch {
     for (UpstreamAttempt a : attempts) {
       a.cancel(CancelReason.TIMEOUT);
     }
-    String msg = "The request did not complete within the total timeout of " + limits.total().toSeconds() + "s.";
+    String msg = "The request did not complete within the total timeout of " + ValueParsers.format(limits.total())
+        + " (routing.timeouts.total).";
     if (w == null) {
       down.fail(OpenAiError.UPSTREAM_TIMEOUT, msg);
     } else {
