@@ -56,6 +56,9 @@ class TimeoutTest {
         } catch (SocketTimeoutException e) {
           s.close();
           return; // the queue is full: SYNs are dropped now
+        } catch (IOException e) {
+          s.close();
+          break; // refused or reset on overflow (tcp_abort_on_overflow): no hanging connect here
         }
       }
       close();
@@ -152,7 +155,8 @@ class TimeoutTest {
       assertThat(new JsonObject(error.data()).getJsonObject("error").getString("code")).isEqualTo("upstream_timeout");
       assertThat(events).noneMatch(e -> e.data().equals("[DONE]"));
       long quietMs = (error.atNanos() - events.get(1).atNanos()) / 1_000_000;
-      assertThat(quietMs).as("ms of silence before the error event").isBetween(200L - TICK_MS, 1_000L);
+      // Seen from the client, whose own event loop may be late for the first token: looser below.
+      assertThat(quietMs).as("ms of silence before the error event").isBetween(150L, 1_000L);
 
       await().atMost(Duration.ofSeconds(1)).until(() -> gw.posts(0).get(0).clientDisconnected());
       RequestRecord seen = gw.posts(0).get(0);
