@@ -66,11 +66,13 @@ class UpstreamHeadersTest {
       assertThat(open.header("x-custom")).isEqualTo("kept");
       assertNoClientCredentials(open);
 
-      // The health checks carry the backend's key as well; a backend without one gets none.
-      List<RequestRecord> probesOfKeyed = healthChecks(gw, 0);
-      assertThat(probesOfKeyed).allSatisfy(p ->
-          assertThat(p.headers().get("authorization")).containsExactly("Bearer sk-upstream-123"));
-      assertThat(healthChecks(gw, 1)).allSatisfy(p -> assertThat(p.headers()).doesNotContainKey("authorization"));
+      // The health checks and the model-list fetches carry the backend's key as well; a backend
+      // without one gets none.
+      for (String path : new String[] {"/health", "/v1/models"}) {
+        assertThat(gets(gw, 0, path)).as(path).allSatisfy(p ->
+            assertThat(p.headers().get("authorization")).containsExactly("Bearer sk-upstream-123"));
+        assertThat(gets(gw, 1, path)).as(path).allSatisfy(p -> assertThat(p.headers()).doesNotContainKey("authorization"));
+      }
     }
   }
 
@@ -79,9 +81,10 @@ class UpstreamHeadersTest {
     assertThat(seen.headers()).doesNotContainKeys("x-api-key", "api-key", "proxy-authorization");
   }
 
-  private static List<RequestRecord> healthChecks(TestGateway gw, int sim) {
+  /** The GETs of {@code path} simulator {@code sim} saw, once there is at least one. */
+  private static List<RequestRecord> gets(TestGateway gw, int sim, String path) {
     await().atMost(Duration.ofSeconds(5)).until(() -> gw.sim(sim).requests().stream()
-        .anyMatch(r -> r.method().equals("GET") && r.path().equals("/health")));
-    return gw.sim(sim).requests().stream().filter(r -> r.method().equals("GET") && r.path().equals("/health")).toList();
+        .anyMatch(r -> r.method().equals("GET") && r.path().equals(path)));
+    return gw.sim(sim).requests().stream().filter(r -> r.method().equals("GET") && r.path().equals(path)).toList();
   }
 }
