@@ -1,0 +1,179 @@
+package io.llmproxy.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TestGateway;
+import io.vertx.core.Context;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Issue 3, forwarding: backpressure. A client that stops reading a long, fast stream makes the
+ * gateway stop reading from the backend, so the backend's writes stall (its write queue stays full)
+ * long before it has written the whole stream; when the client reads again the stream resumes and
+ * every byte arrives intact.
+ *
+ * <p>What makes it deterministic: the stream (64 MiB) is larger than everything that can hold it on
+ * the way. The backend's send buffer and the client's receive buffer are fixed at 256 KiB; the
+ * gateway's two sockets are tuned by the kernel, up to tcp_rmem's and tcp_wmem's maximum (32 MiB and
+ * 4 MiB on this machine); Vert.x's queues add some KiB. So at most about 37 MiB can be in flight,
+ * and in practice 6 to 9 MiB is. Without backpressure the backend would write the whole stream
+ * while the client reads nothing; with it the backend is held at a fraction of it for as long as
+ * the client does not read. The stall is observed as the backend waiting for a drain with no
+ * progress over several polls, not by sleeping.
+ */
+class BackpressureTest {
+  private static final int EVENT_SIZE = 16 * 1024;
+  private static final int EVENTS = 4 * 1024; // 64 MiB
+  /** The backend's send buffer and the client's receive buffer: fixed, so the kernel does not grow them. */
+  private static final int SOCKET_BUFFER = 256 * 1024;
+
+  /**
+   * A backend that streams {@link #EVENTS} SSE events of {@link #EVENT_SIZE} bytes as fast as its
+   * write queue takes them, and waits for a drain whenever it is full.
+   */
+  private static final class FloodBackend implements AutoCloseable {
+    private final HttpServer server;
+    final AtomicInteger posts = new AtomicInteger();
+    final AtomicInteger written = new AtomicInteger();
+    final AtomicInteger drainWaits = new AtomicInteger();
+    volatile boolean waitingForDrain;
+    volatile boolean ended;
+
+    FloodBackend(Vertx vertx) {
+      server = vertx.createHttpServer(new HttpServerOptions().setSendBufferSize(SOCKET_BUFFER));
+      server.requestHandler(req -> req.body().onSuccess(body -> {
+        if (req.method() != HttpMethod.POST) {
+          req.response().setStatusCode(404).end(); // the gateway's GET /v1/models must not take the stream
+          return;
+        }
+        posts.incrementAndGet();
+        HttpServerResponse resp = req.response().setChunked(true)
+            .putHeader(HttpHeaders.CONTENT_TYPE, "text/event-stream");
+        pump(resp);
+      }));
+      TestGateway.await(server.listen(0, "127.0.0.1"));
+    }
+
+    private void pump(HttpServerResponse resp) {
+      while (written.get() < EVENTS) {
+        if (resp.writeQueueFull()) {
+          waitingForDrain = true;
+          drainWaits.incrementAndGet();
+          resp.drainHandler(v -> {
+            waitingForDrain = false;
+            pump(resp);
+          });
+          return;
+        }
+        resp.write(event(written.getAndIncrement()));
+      }
+      resp.end();
+      ended = true;
+    }
+
+    String url() {
+      return "http://127.0.0.1:" + server.actualPort();
+    }
+
+    @Override
+    public void close() {
+      TestGateway.await(server.close());
+    }
+  }
+
+  /** Event {@code i}: {@code data: {"seq":i,"pad":"..."}\n\n}, exactly {@link #EVENT_SIZE} bytes. */
+  static Buffer event(int i) {
+    String head = "data: {\"seq\":" + i + ",\"pad\":\"";
+    String tail = "\"}\n\n";
+    char[] pad = new char[EVENT_SIZE - head.length() - tail.length()];
+    Arrays.fill(pad, (char) ('a' + i % 26));
+    return Buffer.buffer(head + new String(pad) + tail);
+  }
+
+  @Test
+  void aClientThatStopsReadingStallsTheBackendAndEveryByteArrivesWhenItReadsAgain() {
+    Vertx vertx = Vertx.vertx();
+    try (FloodBackend flood = new FloodBackend(vertx);
+        TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${FLOOD}"
+            health_check: {enabled: false}
+            """, Map.of("FLOOD", flood.url()))) {
+      HttpClientAgent http = gw.vertx.createHttpClient(new HttpClientOptions()
+          .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()).setReceiveBufferSize(SOCKET_BUFFER));
+      Context context = gw.vertx.getOrCreateContext();
+      Buffer received = Buffer.buffer(EVENTS * EVENT_SIZE);
+      Promise<HttpClientResponse> head = Promise.promise();
+      Promise<Void> end = Promise.promise();
+      context.runOnContext(v -> http.request(HttpMethod.POST, "/v1/chat/completions")
+          .compose(req -> req.putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+              .send(TestClient.chat("m", true)))
+          .onFailure(head::tryFail)
+          .onSuccess(resp -> {
+            resp.pause(); // the client reads nothing for now
+            resp.handler(received::appendBuffer);
+            resp.exceptionHandler(end::tryFail);
+            resp.endHandler(x -> end.tryComplete());
+            head.complete(resp);
+          }));
+      HttpClientResponse resp = TestGateway.await(head.future());
+      assertThat(resp.statusCode()).isEqualTo(200);
+
+      // The backend stalls: it waits for a drain, and its count stands still over several polls.
+      int[] last = {-1};
+      int[] stillFor = {0};
+      await("the backend stalls while the client reads nothing").atMost(Duration.ofSeconds(10))
+          .pollInterval(Duration.ofMillis(50))
+          .failFast("the backend wrote the whole stream while the client read nothing", () -> flood.ended)
+          .until(() -> {
+            int now = flood.written.get();
+            stillFor[0] = now == last[0] && flood.waitingForDrain ? stillFor[0] + 1 : 0;
+            last[0] = now;
+            return stillFor[0] >= 4;
+          });
+      int stalledAt = flood.written.get();
+      System.out.printf("stalled at %d of %d events (%d KiB buffered on the way)%n", stalledAt, EVENTS,
+          (long) stalledAt * EVENT_SIZE / 1024);
+      assertThat(flood.ended).isFalse();
+      // Below the most the buffers on the way can hold (about 37 of the 64 MiB, see above).
+      assertThat(stalledAt).as("events written while the client read nothing").isLessThan(EVENTS * 3 / 4);
+      assertThat(flood.posts.get()).isEqualTo(1);
+      assertThat(received.length()).as("bytes the paused client was handed").isZero();
+
+      // The client reads again: the backend resumes and the whole stream arrives, byte for byte.
+      context.runOnContext(v -> resp.resume());
+      TestGateway.await(end.future());
+      assertThat(flood.ended).isTrue();
+      assertThat(flood.written.get()).isEqualTo(EVENTS);
+      assertThat(flood.drainWaits.get()).isPositive();
+      assertThat(received.length()).isEqualTo(EVENTS * EVENT_SIZE);
+      for (int i = 0; i < EVENTS; i++) {
+        Buffer got = received.getBuffer(i * EVENT_SIZE, (i + 1) * EVENT_SIZE);
+        if (!got.equals(event(i))) {
+          throw new AssertionError("event " + i + " differs: " + got.getString(0, 40, StandardCharsets.UTF_8.name()));
+        }
+      }
+      TestGateway.await(http.close());
+    } finally {
+      TestGateway.await(vertx.close());
+    }
+  }
+}
