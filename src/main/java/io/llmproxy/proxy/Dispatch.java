@@ -273,7 +273,7 @@ public final class Dispatch {
     if (a == winner) {
       metrics.retryRefused(RefusalReason.COMMITTED);
       finish();
-      down.abort(errorFor(failure), message(a, failure) + " after the response had started");
+      down.abort(errorFor(a, failure), message(a, failure) + " after the response had started");
       return;
     }
     if (winner != null) {
@@ -297,20 +297,24 @@ public final class Dispatch {
     String msg = attempts.size() == 1
         ? message(last, failure)
         : "All " + attempts.size() + " upstream attempts failed; the last: " + message(last, failure);
-    down.fail(errorFor(failure), msg);
+    down.fail(errorFor(last, failure), msg);
   }
 
-  private static OpenAiError errorFor(Failure f) {
-    return f == Failure.FIRST_TOKEN_TIMEOUT || f == Failure.IDLE_TIMEOUT
+  /** 504 for every timeout (a connect timeout too, as nginx answers), 502 for the other failures. */
+  private static OpenAiError errorFor(UpstreamAttempt a, Failure f) {
+    return f == Failure.FIRST_TOKEN_TIMEOUT || f == Failure.IDLE_TIMEOUT || (f == Failure.CONNECT && isTimeout(a.cause()))
         ? OpenAiError.UPSTREAM_TIMEOUT : OpenAiError.UPSTREAM_ERROR;
+  }
+
+  private static boolean isTimeout(Throwable t) {
+    return t instanceof TimeoutException || (t != null && t.getMessage() != null && t.getMessage().contains("timed out"));
   }
 
   private static String message(UpstreamAttempt a, Failure f) {
     String name = a.backend().name();
     Throwable t = a.cause();
     return switch (f) {
-      case CONNECT -> "Backend " + name + (t instanceof TimeoutException || (t != null && t.getMessage() != null
-          && t.getMessage().contains("timed out")) ? " did not accept the connection in time."
+      case CONNECT -> "Backend " + name + (isTimeout(t) ? " did not accept the connection in time."
           : t instanceof ConnectException ? " refused the connection." : " could not be reached.");
       case RESET -> "Backend " + name + " closed the connection.";
       case FIRST_TOKEN_TIMEOUT -> "Backend " + name + " produced no first token within the first_token timeout.";

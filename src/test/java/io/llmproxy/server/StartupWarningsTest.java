@@ -59,6 +59,7 @@ class StartupWarningsTest {
               - key: "sk-llmproxy-dev-team-001"
                 name: "研发部门"
             usage_hook: {enabled: true, url: "http://billing.internal/api/usage", timeout: 1s}
+            data_dir: ./data
             health_check: {enabled: false}
             """, INSTANT)) {
       assertThat(warnings()).containsExactlyInAnyOrder(
@@ -68,7 +69,8 @@ class StartupWarningsTest {
           "auth has no effect yet",
           "api_keys has no effect yet",
           "usage_hook has no effect yet",
-          "admin has no effect yet");
+          "admin has no effect yet",
+          "data_dir has no effect yet");
       assertThat(logs.list).filteredOn(e -> e.getFormattedMessage().endsWith("has no effect yet"))
           .allSatisfy(e -> assertThat(e.getLevel()).isEqualTo(Level.WARN));
       // Accepted and without effect: a request without any key still goes through (no auth yet).

@@ -1,6 +1,7 @@
 package io.llmproxy.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
@@ -109,7 +110,9 @@ class StreamingTest {
       assertThat(r.json().getJsonObject("usage").getInteger("completion_tokens")).isEqualTo(7);
       assertThat(r.header("x-llmproxy-backend")).isNotBlank();
       assertThat(r.header("x-request-id")).startsWith("req_");
-      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_tokens_total{backend=\"127.0.0.1:");
+      // Counted just after the response ends, on the gateway's event loop.
+      await().atMost(Duration.ofSeconds(5))
+          .until(() -> gw.gateway.metrics().scrape().contains("llmproxy_tokens_total{backend=\"127.0.0.1:"));
     }
   }
 
