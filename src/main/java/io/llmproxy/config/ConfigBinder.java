@@ -595,7 +595,7 @@ final class ConfigBinder {
 
   private static UpstreamConfig upstream(ConfigNode upstream) {
     return new UpstreamConfig(
-        upstream.get("max_connections_per_backend").integer(4096, 1),
+        upstream.get("max_connections_per_backend").integer(16_384, 1),
         upstream.get("keep_alive_timeout").positiveDuration(Duration.ofSeconds(60)),
         upstream.get("max_wait_queue").integer(-1, -1));
   }

@@ -1,9 +1,5 @@
 package io.llmproxy.proxy;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.IOException;
-
 /**
  * Finds {@code "usage": {...}} in a byte stream fed chunk by chunk, without buffering or parsing
  * anything else: a JSON response body, or an SSE stream whose events are JSON. Only the usage object
@@ -12,7 +8,6 @@ import java.io.IOException;
  * usage object seen wins, which is what OpenAI's and vLLM's final usage chunk means.
  */
 final class UsageSniffer {
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final byte[] KEY = {'"', 'u', 's', 'a', 'g', 'e', '"'};
   private static final int MAX_OBJECT = 16 * 1024;
 
@@ -103,17 +98,92 @@ final class UsageSniffer {
     }
   }
 
+  /**
+   * Reads {@code prompt_tokens} and {@code completion_tokens} from the captured object's top level
+   * (nested objects such as {@code prompt_tokens_details} are skipped), without allocating: this
+   * runs once per response on the event loop.
+   */
   private void parse() {
-    try {
-      JsonNode n = JSON.readTree(captured, 0, capturedLen);
-      long prompt = n.path("prompt_tokens").asLong(-1);
-      long completion = n.path("completion_tokens").asLong(-1);
-      if (prompt >= 0 || completion >= 0) {
-        usage = new Usage(prompt, completion);
+    long prompt = -1;
+    long completion = -1;
+    int depth = 0;
+    int i = 0;
+    while (i < capturedLen) {
+      byte c = captured[i];
+      if (c == '"') {
+        int end = stringEnd(i + 1);
+        if (end < 0) {
+          return;
+        }
+        if (depth == 1) {
+          int field = field(i + 1, end);
+          int v = skipSpace(end + 1);
+          if (field != 0 && v < capturedLen && captured[v] == ':') {
+            long n = number(skipSpace(v + 1));
+            if (field == 1) {
+              prompt = n;
+            } else {
+              completion = n;
+            }
+          }
+        }
+        i = end + 1;
+        continue;
       }
-    } catch (IOException e) {
-      // Not JSON after all: keep what we had.
+      if (c == '{' || c == '[') {
+        depth++;
+      } else if (c == '}' || c == ']') {
+        depth--;
+      }
+      i++;
     }
+    if (prompt >= 0 || completion >= 0) {
+      usage = new Usage(prompt, completion);
+    }
+  }
+
+  private static final byte[] PROMPT = "prompt_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  private static final byte[] COMPLETION = "completion_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+
+  /** Index of the quote closing a string that starts at {@code from}, or -1. */
+  private int stringEnd(int from) {
+    for (int i = from; i < capturedLen; i++) {
+      if (captured[i] == '\\') {
+        i++;
+      } else if (captured[i] == '"') {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** 1 for {@code prompt_tokens}, 2 for {@code completion_tokens}, else 0. */
+  private int field(int from, int to) {
+    if (java.util.Arrays.equals(captured, from, to, PROMPT, 0, PROMPT.length)) {
+      return 1;
+    }
+    return java.util.Arrays.equals(captured, from, to, COMPLETION, 0, COMPLETION.length) ? 2 : 0;
+  }
+
+  private int skipSpace(int i) {
+    while (i < capturedLen && isSpace(captured[i])) {
+      i++;
+    }
+    return i;
+  }
+
+  /** A non-negative integer at {@code i}, or -1 (null, a string, a fraction are not counts). */
+  private long number(int i) {
+    long n = 0;
+    int start = i;
+    while (i < capturedLen && captured[i] >= '0' && captured[i] <= '9' && i - start < 18) {
+      n = n * 10 + (captured[i] - '0');
+      i++;
+    }
+    if (i == start || (i < capturedLen && (captured[i] == '.' || captured[i] == 'e' || captured[i] == 'E'))) {
+      return -1;
+    }
+    return n;
   }
 
   private static boolean isSpace(byte c) {

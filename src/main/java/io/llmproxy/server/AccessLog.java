@@ -1,9 +1,5 @@
 package io.llmproxy.server;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonGenerator;
-import java.io.IOException;
-import java.io.StringWriter;
 import java.time.Instant;
 
 /**
@@ -12,13 +8,11 @@ import java.time.Instant;
  * default; {@code key=value} pairs with {@code logging.format: text}. Never contains a client key.
  */
 final class AccessLog implements AutoCloseable {
-  private static final JsonFactory JSON = new JsonFactory();
-
   private final AccessLogWriter writer;
 
   /** An access log on {@code out}, or a disabled one when {@code enabled} is false. */
   AccessLog(boolean enabled, boolean json, java.io.OutputStream out) {
-    this.writer = enabled ? new AccessLogWriter(out, json ? AccessLog::toJson : AccessLog::toText) : null;
+    this.writer = enabled ? new AccessLogWriter(out, json ? AccessLog::appendJson : AccessLog::appendText) : null;
   }
 
   /** What one line says. Times are in milliseconds; -1 means unknown or not applicable. */
@@ -65,46 +59,79 @@ final class AccessLog implements AutoCloseable {
   }
 
   static String toJson(Entry e) {
-    StringWriter w = new StringWriter(320);
-    try (JsonGenerator g = JSON.createGenerator(w)) {
-      g.writeStartObject();
-      g.writeStringField("time", isoMillis(e.timeMillis()));
-      g.writeStringField("level", "INFO");
-      g.writeStringField("type", "access");
-      g.writeStringField("request_id", e.requestId());
-      g.writeStringField("method", e.method());
-      g.writeStringField("path", e.path());
-      g.writeStringField("client_ip", e.clientIp());
-      g.writeStringField("model", e.model());
-      g.writeStringField("model_sent", e.modelSent());
-      g.writeStringField("backend", e.backend());
-      g.writeNumberField("attempts", e.attempts());
-      g.writeBooleanField("hedged", e.hedged());
-      g.writeNumberField("status", e.status());
-      g.writeBooleanField("stream", e.stream());
-      if (e.ttftMs() >= 0) {
-        g.writeNumberField("ttft_ms", round(e.ttftMs()));
-      }
-      g.writeNumberField("latency_ms", round(e.latencyMs()));
-      if (e.promptTokens() >= 0) {
-        g.writeNumberField("prompt_tokens", e.promptTokens());
-      }
-      if (e.completionTokens() >= 0) {
-        g.writeNumberField("completion_tokens", e.completionTokens());
-      }
-      g.writeNumberField("bytes", e.bytesOut());
-      if (e.error() != null) {
-        g.writeStringField("error", e.error());
-      }
-      g.writeEndObject();
-    } catch (IOException ex) {
-      return "{\"level\":\"ERROR\",\"msg\":\"access log line failed\"}";
-    }
-    return w.toString();
+    StringBuilder sb = new StringBuilder(320);
+    appendJson(sb, e);
+    return sb.toString();
   }
+
+  /** The JSON line, written straight into the writer's batch (no generator, no intermediate string). */
+  static void appendJson(StringBuilder sb, Entry e) {
+    sb.append("{\"time\":\"").append(isoMillis(e.timeMillis())).append("\",\"level\":\"INFO\",\"type\":\"access\"");
+    string(sb, "request_id", e.requestId());
+    string(sb, "method", e.method());
+    string(sb, "path", e.path());
+    string(sb, "client_ip", e.clientIp());
+    string(sb, "model", e.model());
+    string(sb, "model_sent", e.modelSent());
+    string(sb, "backend", e.backend());
+    sb.append(",\"attempts\":").append(e.attempts())
+        .append(",\"hedged\":").append(e.hedged())
+        .append(",\"status\":").append(e.status())
+        .append(",\"stream\":").append(e.stream());
+    if (e.ttftMs() >= 0) {
+      sb.append(",\"ttft_ms\":").append(round(e.ttftMs()));
+    }
+    sb.append(",\"latency_ms\":").append(round(e.latencyMs()));
+    if (e.promptTokens() >= 0) {
+      sb.append(",\"prompt_tokens\":").append(e.promptTokens());
+    }
+    if (e.completionTokens() >= 0) {
+      sb.append(",\"completion_tokens\":").append(e.completionTokens());
+    }
+    sb.append(",\"bytes\":").append(e.bytesOut());
+    if (e.error() != null) {
+      string(sb, "error", e.error());
+    }
+    sb.append('}');
+  }
+
+  /** {@code ,"name":"value"} with the value escaped as RFC 8259 requires, or {@code null}. */
+  private static void string(StringBuilder sb, String name, String value) {
+    sb.append(",\"").append(name).append("\":");
+    if (value == null) {
+      sb.append("null");
+      return;
+    }
+    sb.append('"');
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      switch (c) {
+        case '"' -> sb.append("\\\"");
+        case '\\' -> sb.append("\\\\");
+        case '\n' -> sb.append("\\n");
+        case '\r' -> sb.append("\\r");
+        case '\t' -> sb.append("\\t");
+        default -> {
+          if (c < 0x20) {
+            sb.append("\\u00").append(HEX[c >> 4]).append(HEX[c & 0xf]);
+          } else {
+            sb.append(c);
+          }
+        }
+      }
+    }
+    sb.append('"');
+  }
+
+  private static final char[] HEX = "0123456789abcdef".toCharArray();
 
   static String toText(Entry e) {
     StringBuilder sb = new StringBuilder(256);
+    appendText(sb, e);
+    return sb.toString();
+  }
+
+  static void appendText(StringBuilder sb, Entry e) {
     sb.append(isoMillis(e.timeMillis())).append(" access request_id=").append(e.requestId())
         .append(" method=").append(e.method())
         .append(" path=").append(e.path())
@@ -130,7 +157,6 @@ final class AccessLog implements AutoCloseable {
     if (e.error() != null) {
       sb.append(" error=\"").append(e.error().replace("\"", "'")).append('"');
     }
-    return sb.toString();
   }
 
   /** The second last formatted, shared by all threads (immutable, so a stale read is harmless). */

@@ -8,7 +8,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.Function;
+import java.util.function.BiConsumer;
 
 /**
  * Formats and writes access-log lines off the event loops, in batches: event loops only enqueue an
@@ -23,14 +23,14 @@ final class AccessLogWriter implements AutoCloseable {
   static final int MAX_QUEUED = 100_000;
 
   private final OutputStream out;
-  private final Function<AccessLog.Entry, String> format;
+  private final BiConsumer<StringBuilder, AccessLog.Entry> format;
   private final ConcurrentLinkedQueue<AccessLog.Entry> queue = new ConcurrentLinkedQueue<>();
   private final AtomicInteger queued = new AtomicInteger();
   private final LongAdder dropped = new LongAdder();
   private final Thread thread;
   private volatile boolean closed;
 
-  AccessLogWriter(OutputStream out, Function<AccessLog.Entry, String> format) {
+  AccessLogWriter(OutputStream out, BiConsumer<StringBuilder, AccessLog.Entry> format) {
     this.out = out;
     this.format = format;
     this.thread = new Thread(this::run, "llmproxy-access-log");
@@ -68,7 +68,8 @@ final class AccessLogWriter implements AutoCloseable {
     AccessLog.Entry entry;
     while ((entry = queue.poll()) != null) {
       queued.decrementAndGet();
-      batch.append(format.apply(entry)).append('\n');
+      format.accept(batch, entry);
+      batch.append('\n');
       if (batch.length() >= 64 * 1024) {
         write(batch);
       }

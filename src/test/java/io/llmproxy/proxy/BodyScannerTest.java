@@ -139,6 +139,23 @@ class BodyScannerTest {
   }
 
   @Test
+  void onlyTheUsageObjectsOwnCountsCount() {
+    BodyScanner s = BodyScanner.plain();
+    s.feed(Buffer.buffer("{\"usage\":{\"prompt_tokens_details\":{\"prompt_tokens\":99,\"cached_tokens\":4},"
+        + "\"completion_tokens_details\":{\"completion_tokens\":98,\"reasoning_tokens\":[1,2]},"
+        + "\"odd \\\"key\\\"\":\"completion_tokens\",\"prompt_tokens\" :\t31 ,\"completion_tokens\":\n 8}}"));
+    assertThat(s.usage()).isEqualTo(new Usage(31, 8));
+
+    BodyScanner fraction = BodyScanner.plain();
+    fraction.feed(Buffer.buffer("{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":null}}"));
+    assertThat(fraction.usage().known()).isFalse();
+
+    BodyScanner partial = BodyScanner.plain();
+    partial.feed(Buffer.buffer("{\"usage\":{\"completion_tokens\":6}}"));
+    assertThat(partial.usage()).isEqualTo(new Usage(-1, 6));
+  }
+
+  @Test
   void usageNullIsIgnored() {
     BodyScanner s = BodyScanner.sse(false);
     s.feed(Buffer.buffer("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n" + USAGE));

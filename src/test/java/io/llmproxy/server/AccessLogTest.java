@@ -28,6 +28,21 @@ class AccessLogTest {
   }
 
   @Test
+  void everyStringIsEscapedAsJsonRequires() throws Exception {
+    String nasty = "a\"b\\c\nd\te\u0001f/ü中";
+    AccessLog.Entry e = new AccessLog.Entry(0, nasty, "POST", nasty, null, nasty, null, null, 1, true, 502, false,
+        -1, 1.5, -1, -1, 0, nasty);
+    JsonNode n = new ObjectMapper().readTree(AccessLog.toJson(e));
+    assertThat(n.path("request_id").asText()).isEqualTo(nasty);
+    assertThat(n.path("path").asText()).isEqualTo(nasty);
+    assertThat(n.path("error").asText()).isEqualTo(nasty);
+    assertThat(n.path("client_ip").isNull()).isTrue();
+    assertThat(n.has("ttft_ms")).isFalse();
+    assertThat(n.path("latency_ms").asDouble()).isEqualTo(1.5);
+    assertThat(n.path("hedged").asBoolean()).isTrue();
+  }
+
+  @Test
   void timestampsKeepMilliseconds() {
     assertThat(AccessLog.isoMillis(1_768_384_800_007L)).isEqualTo("2026-01-14T10:00:00.007Z");
     assertThat(AccessLog.isoMillis(1_768_384_801_999L)).isEqualTo("2026-01-14T10:00:01.999Z");
