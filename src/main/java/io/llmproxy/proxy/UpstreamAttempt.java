@@ -9,6 +9,8 @@ import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.RequestOptions;
 import java.util.concurrent.TimeUnit;
 
@@ -49,6 +51,7 @@ final class UpstreamAttempt {
   private final long idleTimeoutNanos;
 
   private State state = State.ACQUIRING;
+  private UpstreamClient.Lease lease;
   private HttpClientRequest request;
   private HttpClientResponse response;
   private BodyScanner scanner;
@@ -104,36 +107,54 @@ final class UpstreamAttempt {
   }
 
   void start(UpstreamClient client, RequestOptions options, Buffer body) {
-    client.request(options).onComplete(ar -> {
-      if (state == State.CANCELLED) {
-        if (ar.succeeded()) {
-          ar.result().reset(); // never written: the connection goes back to the pool untouched
+    client.lease(backend, options.getConnectTimeout()).onComplete(ar -> {
+      if (ar.failed()) {
+        if (state != State.CANCELLED) {
+          fail(Failure.CONNECT, ar.cause());
         }
         return;
       }
-      if (ar.failed()) {
-        fail(Failure.CONNECT, ar.cause());
+      lease = ar.result();
+      if (state == State.CANCELLED) {
+        lease.release(true); // nothing was written: the connection is as good as before
         return;
       }
-      request = ar.result();
-      dispatch.writeHeaders(backend, request.headers());
-      state = State.SENT;
-      sentNanos = System.nanoTime();
-      if (stream && firstTokenTimeoutMs > 0) {
-        timer = timeouts.schedule(context, firstTokenTimeoutMs, () -> {
-          timer = null;
-          if (!isDone() && (scanner == null || !scanner.firstTokenSeen())) {
-            fail(Failure.FIRST_TOKEN_TIMEOUT, null);
+      lease.connection().request(options).onComplete(rq -> {
+        if (rq.failed()) {
+          lease.release(false);
+          if (!isDone()) {
+            fail(Failure.RESET, rq.cause()); // a kept-alive connection the backend had just closed
           }
-        });
-      }
-      request.send(body).onComplete(rar -> {
-        if (rar.succeeded()) {
-          onResponse(rar.result());
-        } else if (!isDone()) {
-          fail(Failure.RESET, rar.cause());
+          return;
+        }
+        if (state == State.CANCELLED) {
+          lease.release(false);
+          return;
+        }
+        sendOn(rq.result(), body);
+      });
+    });
+  }
+
+  private void sendOn(HttpClientRequest req, Buffer body) {
+    request = req;
+    dispatch.writeHeaders(backend, request.headers());
+    state = State.SENT;
+    sentNanos = System.nanoTime();
+    if (stream && firstTokenTimeoutMs > 0) {
+      timer = timeouts.schedule(context, firstTokenTimeoutMs, () -> {
+        timer = null;
+        if (!isDone() && (scanner == null || !scanner.firstTokenSeen())) {
+          fail(Failure.FIRST_TOKEN_TIMEOUT, null);
         }
       });
+    }
+    request.send(body).onComplete(rar -> {
+      if (rar.succeeded()) {
+        onResponse(rar.result());
+      } else if (!isDone()) {
+        fail(Failure.RESET, rar.cause());
+      }
     });
   }
 
@@ -185,6 +206,9 @@ final class UpstreamAttempt {
       return;
     }
     end(State.ENDED);
+    // A complete exchange: the connection may serve another, unless the backend said it closes.
+    lease.release(!"close".equalsIgnoreCase(response.getHeader(HttpHeaders.CONNECTION))
+        && response.version() == HttpVersion.HTTP_1_1);
     dispatch.onEnd(this);
   }
 
@@ -261,7 +285,10 @@ final class UpstreamAttempt {
    */
   private void reset() {
     if (request != null) {
-      request.reset();
+      request.reset(); // on HTTP/1.1, closes the connection: the backend sees the disconnect
+    }
+    if (lease != null) {
+      lease.release(false);
     }
   }
 

@@ -1,31 +1,59 @@
 package io.llmproxy.proxy;
 
+import static java.util.Objects.requireNonNull;
+
 import io.llmproxy.config.GatewayConfig;
+import io.llmproxy.routing.Backend;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientConnection;
 import io.vertx.core.http.HttpClientOptions;
-import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpVersion;
-import io.vertx.core.http.PoolOptions;
-import io.vertx.core.http.RequestOptions;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeoutException;
 
 /**
- * The keep-alive HTTP/1.1 pool to the backends for one event loop. Each event loop has its own, so
- * the upstream connection lives on the same thread as the client connection and a forwarded chunk
- * never changes thread. Pool sizes come from {@code upstream}: the per-backend cap is split across
- * the event loops.
+ * The keep-alive HTTP/1.1 connections to the backends for one event loop. Each event loop has its
+ * own, so the upstream connection lives on the same thread as the client connection and a forwarded
+ * chunk never changes thread; everything here runs on that loop, without locks.
+ *
+ * <p>A pool of our own on Vert.x's unpooled connections, because Vert.x's pool looks for a free
+ * connection by walking all of them: after a burst of thousands of streams, every request paid for
+ * every idle connection until they timed out (throughput halved). Here idle connections are a stack
+ * per backend, most recently used on top (it is the warmest, and the others expire first): taking
+ * and giving back are O(1). A connection is given back only after a complete exchange; one whose
+ * request was reset or cut is closed, never reused. Connections per backend are capped (the cap split
+ * across the event loops); requests beyond it wait, for at most the connect timeout.
  */
 public final class UpstreamClient {
-  private final HttpClientAgent http;
+  /** How often idle connections past the keep-alive timeout are closed. */
+  static final long SWEEP_MS = 1_000;
+
+  private final Vertx vertx;
+  private final HttpClientAgent connector;
+  private final int maxPerBackend;
+  private final long keepAliveNanos;
+  private final int maxWaiters;
+  private final Map<Backend, Route> routes = new HashMap<>();
+  private long sweeper = -1;
+  private boolean closed;
 
   public UpstreamClient(Vertx vertx, GatewayConfig config, int eventLoops) {
+    this.vertx = requireNonNull(vertx, "vertx");
     GatewayConfig.UpstreamConfig up = config.upstream();
-    int perLoop = Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops);
-    HttpClientOptions options = new HttpClientOptions()
+    this.maxPerBackend = Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops);
+    this.keepAliveNanos = up.keepAliveTimeout().toNanos();
+    this.maxWaiters = up.maxWaitQueue();
+    this.connector = vertx.createHttpClient(new HttpClientOptions()
         .setProtocolVersion(HttpVersion.HTTP_1_1)
         .setKeepAlive(true)
-        .setKeepAliveTimeout((int) Math.max(1, up.keepAliveTimeout().toSeconds()))
         .setPipelining(false)
         .setTcpNoDelay(true)
         .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, config.routing().timeouts().connect().toMillis()))
@@ -34,20 +62,221 @@ public final class UpstreamClient {
         .setMaxHeaderSize(64 * 1024)
         .setVerifyHost(true)
         .setShared(false)
-        .setName("llmproxy-upstream");
-    PoolOptions pool = new PoolOptions()
-        .setHttp1MaxSize(perLoop)
-        .setMaxWaitQueueSize(up.maxWaitQueue())
-        .setEventLoopSize(0); // the caller's event loop
-    this.http = vertx.createHttpClient(options, pool);
+        .setName("llmproxy-upstream"));
   }
 
-  /** Obtains a request on a pooled (or new) connection; fails on connect error or connect timeout. */
-  public Future<HttpClientRequest> request(RequestOptions options) {
-    return http.request(options);
+  /** A connection taken from the pool for one exchange; give it back with {@link #release}. */
+  public final class Lease {
+    private final Route route;
+    private final Conn conn;
+    private boolean released;
+
+    private Lease(Route route, Conn conn) {
+      this.route = route;
+      this.conn = conn;
+    }
+
+    public HttpClientConnection connection() {
+      return conn.connection;
+    }
+
+    /**
+     * Ends the lease. {@code reusable}: the exchange completed (request sent, response read to its
+     * end), so the connection may serve another; otherwise it is closed.
+     */
+    public void release(boolean reusable) {
+      if (released) {
+        return;
+      }
+      released = true;
+      if (reusable && !conn.closed && !closed) {
+        route.giveBack(conn);
+      } else {
+        conn.close();
+      }
+    }
   }
 
+  /**
+   * A connection to {@code backend}: an idle one, a new one, or, at the cap, the next one given
+   * back. Must be called on this client's event loop; fails on a connect error or timeout.
+   */
+  public Future<Lease> lease(Backend backend, long connectTimeoutMs) {
+    if (closed) {
+      return Future.failedFuture(new IllegalStateException("the upstream client is closed"));
+    }
+    if (sweeper < 0) {
+      sweeper = vertx.setPeriodic(SWEEP_MS, id -> sweep()); // on this event loop, like the rest
+    }
+    return routes.computeIfAbsent(backend, Route::new).lease(connectTimeoutMs);
+  }
+
+  /** Closes every connection; requests in flight are cut. */
   public Future<Void> close() {
-    return http.close();
+    closed = true;
+    if (sweeper >= 0) {
+      vertx.cancelTimer(sweeper);
+    }
+    for (Route r : routes.values()) {
+      r.closeAll();
+    }
+    return connector.close();
+  }
+
+  /** Connections open to one backend from this event loop, idle or not (for tests). */
+  int open(Backend backend) {
+    Route r = routes.get(backend);
+    return r == null ? 0 : r.open;
+  }
+
+  /** Idle connections to one backend (for tests). */
+  int idle(Backend backend) {
+    Route r = routes.get(backend);
+    return r == null ? 0 : r.idle.size();
+  }
+
+  private void sweep() {
+    long now = System.nanoTime();
+    for (Route r : routes.values()) {
+      r.expire(now);
+    }
+  }
+
+  /** One connection, idle or leased. */
+  private static final class Conn {
+    final HttpClientConnection connection;
+    boolean closed;
+    long idleSince;
+
+    Conn(HttpClientConnection connection) {
+      this.connection = connection;
+    }
+
+    void close() {
+      if (!closed) {
+        closed = true;
+        connection.close();
+      }
+    }
+  }
+
+  /** A request waiting for a connection at the cap. */
+  private static final class Waiter {
+    final Promise<Lease> promise = Promise.promise();
+    final long connectTimeoutMs;
+    long timer = -1;
+
+    Waiter(long connectTimeoutMs) {
+      this.connectTimeoutMs = connectTimeoutMs;
+    }
+  }
+
+  /** The connections to one backend from this event loop. */
+  private final class Route {
+    private final Backend backend;
+    /** Idle connections, the most recently given back first. */
+    private final ArrayDeque<Conn> idle = new ArrayDeque<>();
+    private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
+    /** Connections open or being opened. */
+    private int open;
+
+    Route(Backend backend) {
+      this.backend = backend;
+    }
+
+    Future<Lease> lease(long connectTimeoutMs) {
+      Conn c;
+      while ((c = idle.pollFirst()) != null) {
+        if (!c.closed) {
+          return Future.succeededFuture(new Lease(this, c));
+        }
+      }
+      if (open < maxPerBackend) {
+        return connect(connectTimeoutMs);
+      }
+      if (maxWaiters >= 0 && waiters.size() >= maxWaiters) {
+        return Future.failedFuture(new IllegalStateException("Connection pool reached max wait queue size of "
+            + maxWaiters));
+      }
+      Waiter w = new Waiter(connectTimeoutMs);
+      waiters.addLast(w);
+      w.timer = vertx.setTimer(Math.max(1, connectTimeoutMs), id -> {
+        if (waiters.remove(w)) {
+          w.promise.tryFail(new TimeoutException("no connection to " + backend.name() + " became free within "
+              + connectTimeoutMs + " ms (upstream.max_connections_per_backend)"));
+        }
+      });
+      return w.promise.future();
+    }
+
+    private Future<Lease> connect(long connectTimeoutMs) {
+      open++;
+      HttpConnectOptions options = new HttpConnectOptions()
+          .setHost(backend.host())
+          .setPort(backend.port())
+          .setSsl(backend.ssl())
+          .setConnectTimeout(connectTimeoutMs);
+      return connector.connect(options).transform(ar -> {
+        if (ar.failed()) {
+          open--;
+          return Future.failedFuture(ar.cause());
+        }
+        Conn c = new Conn(ar.result());
+        c.connection.closeHandler(v -> {
+          c.closed = true;
+          open--;
+          serveWaiter();
+        });
+        if (closed) {
+          c.close();
+          return Future.failedFuture(new IllegalStateException("the upstream client is closed"));
+        }
+        return Future.succeededFuture(new Lease(this, c));
+      });
+    }
+
+    void giveBack(Conn c) {
+      Waiter w = waiters.pollFirst();
+      if (w != null) {
+        vertx.cancelTimer(w.timer);
+        w.promise.complete(new Lease(this, c));
+        return;
+      }
+      c.idleSince = System.nanoTime();
+      idle.addFirst(c);
+    }
+
+    /** A connection closed: a waiter may open a new one. */
+    private void serveWaiter() {
+      if (closed || open >= maxPerBackend) {
+        return;
+      }
+      Waiter w = waiters.pollFirst();
+      if (w == null) {
+        return;
+      }
+      vertx.cancelTimer(w.timer);
+      connect(w.connectTimeoutMs).onComplete(w.promise);
+    }
+
+    /** Closes idle connections unused for the keep-alive timeout; the oldest are at the end. */
+    void expire(long now) {
+      Conn c;
+      while ((c = idle.peekLast()) != null && (c.closed || now - c.idleSince >= keepAliveNanos)) {
+        idle.pollLast();
+        c.close();
+      }
+    }
+
+    void closeAll() {
+      List<Conn> all = new ArrayList<>(idle);
+      idle.clear();
+      all.forEach(Conn::close);
+      Waiter w;
+      while ((w = waiters.pollFirst()) != null) {
+        vertx.cancelTimer(w.timer);
+        w.promise.tryFail(new IllegalStateException("the upstream client is closed"));
+      }
+    }
   }
 }
