@@ -396,6 +396,7 @@ final class ConfigBinder {
   }
 
   private static OutlierDetectionConfig outlierDetection(ConfigNode outlier) {
+    boolean enabled = outlier.get("enabled").bool(true);
     int consecutiveFailures = outlier.get("consecutive_failures").integer(3, 1);
     ConfigNode rateNode = outlier.get("failure_rate");
     double failureRate = rateNode.decimal(0.5, 0);
@@ -414,7 +415,7 @@ final class ConfigBinder {
     }
     int halfOpenRequests = outlier.get("half_open_requests").integer(3, 1);
     Duration slowStart = outlier.get("slow_start").duration(Duration.ofSeconds(30));
-    return new OutlierDetectionConfig(consecutiveFailures, failureRate, minRequests, window, baseCooldown,
+    return new OutlierDetectionConfig(enabled, consecutiveFailures, failureRate, minRequests, window, baseCooldown,
         maxCooldown, halfOpenRequests, slowStart);
   }
 

@@ -61,6 +61,13 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String BACKEND_INFO = "llmproxy.backend.info";
   /** Gauge: requests in flight to a backend (attempt started to attempt ended). */
   public static final String BACKEND_INFLIGHT = "llmproxy.backend.inflight";
+  /**
+   * Gauge: 1 for the state a backend is in, 0 for the others: {@code down} by its health check,
+   * else its passive state (healthy, ejected, half_open, slow_start). Read at scrape time.
+   */
+  public static final String BACKEND_STATE = "llmproxy.backend.state";
+  /** Cooldowns started (passive ejections), counted when the backend is ejected. */
+  public static final String COOLDOWNS = "llmproxy.cooldowns";
   /** Access-log lines dropped because standard output could not keep up. */
   public static final String ACCESS_LOG_DROPPED = "llmproxy.access.log.dropped";
   /** Requests sent to every candidate although none was healthy (SPEC §6.1 panic mode). */
@@ -73,6 +80,9 @@ public final class GatewayMetrics implements AutoCloseable {
       5, 10, 20, 50, 100, 200, 300, 500, 750, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000};
   private static final double[] OVERHEAD_BUCKETS_MS = {
       0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100};
+
+  /** What {@code llmproxy_backend_state} reports. */
+  public enum BackendState { HEALTHY, EJECTED, HALF_OPEN, SLOW_START, DOWN }
 
   /** How an upstream attempt ended. */
   public enum AttemptOutcome { WON, LOST, FAILED, CANCELLED }
@@ -107,6 +117,7 @@ public final class GatewayMetrics implements AutoCloseable {
   private final Map<BackendModel, DistributionSummary> backendTtft = new ConcurrentHashMap<>();
   private final Map<BackendModel, Counter[]> tokens = new ConcurrentHashMap<>();
   private final Map<String, Counter[]> attempts = new ConcurrentHashMap<>();
+  private final Map<String, Counter> cooldowns = new ConcurrentHashMap<>();
   private final DistributionSummary overhead;
   private final Map<CancelReason, Counter> cancelled = new EnumMap<>(CancelReason.class);
   private final Map<RetryReason, Counter> retries = new EnumMap<>(RetryReason.class);
@@ -254,6 +265,25 @@ public final class GatewayMetrics implements AutoCloseable {
         .tag("backend", backend).register(registry);
     Gauge.builder(BACKEND_INFLIGHT, state, inflight).description("Requests in flight to the backend")
         .tag("backend", backend).register(registry);
+  }
+
+  /** Registers one {@code llmproxy_backend_state} gauge per state; {@code is} says 1 or 0 at scrape time. */
+  public void backendStates(String backend, java.util.function.ToIntFunction<BackendState> is) {
+    for (BackendState state : BackendState.values()) {
+      Gauge.builder(BACKEND_STATE, () -> is.applyAsInt(state)).description("1 for the state the backend is in")
+          .tags("backend", backend, "state", label(state)).register(registry);
+    }
+    cooldownCounter(backend); // exported at 0 from the start
+  }
+
+  /** A backend was ejected into a cooldown. */
+  public void cooldown(String backend) {
+    cooldownCounter(backend).increment();
+  }
+
+  private Counter cooldownCounter(String backend) {
+    return cooldowns.computeIfAbsent(backend, b -> Counter.builder(COOLDOWNS)
+        .description("Cooldowns started (ejections)").tag("backend", b).register(registry));
   }
 
   /** Prometheus text exposition (format 0.0.4). */

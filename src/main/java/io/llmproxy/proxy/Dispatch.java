@@ -163,8 +163,8 @@ public final class Dispatch {
   // ---- attempts
 
   private void launch() {
-    Backend b = plan.next();
-    if (b == null) {
+    RoutePlan.Pick pick = plan.next();
+    if (pick == null) {
       finish();
       if (attempts.isEmpty()) {
         down.fail(OpenAiError.NO_HEALTHY_BACKEND, "Every backend for this model is at its max_concurrent limit.");
@@ -176,8 +176,9 @@ public final class Dispatch {
       }
       return;
     }
-    UpstreamAttempt a = new UpstreamAttempt(this, context, timeouts, metrics, b, spec.stream(), firstByteIsToken,
-        limits.firstToken().toMillis(), limits.idle().toMillis());
+    Backend b = pick.backend();
+    UpstreamAttempt a = new UpstreamAttempt(this, context, timeouts, metrics, b, pick.canary(), spec.stream(),
+        firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
     attempts.add(a);
     a.start(client, options(b), spec.body());
   }

@@ -3,7 +3,9 @@ package io.llmproxy.proxy;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.AttemptOutcome;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
+import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.routing.Backend;
+import io.llmproxy.routing.Backoff;
 import io.netty.util.Timeout;
 import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
@@ -45,6 +47,8 @@ final class UpstreamAttempt {
   private final Timeouts timeouts;
   private final GatewayMetrics metrics;
   private final Backend backend;
+  /** A half-open canary: its outcome decides whether the backend comes back. */
+  private final boolean canary;
   private final boolean stream;
   private final boolean firstByteIsToken;
   private final long firstTokenTimeoutMs;
@@ -56,6 +60,8 @@ final class UpstreamAttempt {
   private HttpClientResponse response;
   private BodyScanner scanner;
   private boolean committed;
+  /** The backend's health has heard how this attempt went (once its answer's head came, or it failed). */
+  private boolean healthReported;
   private CancelReason cancelReason;
   private Throwable cause;
   private Timeout timer;
@@ -69,12 +75,13 @@ final class UpstreamAttempt {
   long firstTokenNanos;
 
   UpstreamAttempt(Dispatch dispatch, Context context, Timeouts timeouts, GatewayMetrics metrics, Backend backend,
-      boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
+      boolean canary, boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
     this.dispatch = dispatch;
     this.context = context;
     this.timeouts = timeouts;
     this.metrics = metrics;
     this.backend = backend;
+    this.canary = canary;
     this.stream = stream;
     this.firstByteIsToken = firstByteIsToken;
     this.firstTokenTimeoutMs = firstTokenTimeoutMs;
@@ -165,6 +172,7 @@ final class UpstreamAttempt {
     response = r;
     state = State.RECEIVING;
     headNanos = System.nanoTime();
+    reportHead(r);
     String type = r.getHeader("content-type");
     scanner = BodyScanner.isEventStream(type) ? BodyScanner.sse(firstByteIsToken) : BodyScanner.plain();
     r.handler(this::onChunk);
@@ -269,6 +277,10 @@ final class UpstreamAttempt {
     if (request != null) {
       metrics.cancelledUpstream(reason);
     }
+    if (!healthReported) {
+      healthReported = true;
+      backend.abandoned(canary); // no outcome: a canary's slot is given back
+    }
     reset();
   }
 
@@ -276,7 +288,31 @@ final class UpstreamAttempt {
     cause = t;
     end(State.FAILED);
     reset();
+    backend.failed(switch (failure) {
+      case CONNECT -> PassiveHealth.Failure.CONNECT;
+      case RESET -> PassiveHealth.Failure.RESET;
+      case FIRST_TOKEN_TIMEOUT, IDLE_TIMEOUT -> PassiveHealth.Failure.TIMEOUT;
+    }, 0, canary && !healthReported);
+    healthReported = true;
     dispatch.onFailure(this, failure);
+  }
+
+  /**
+   * Tells the backend's health what its answer's head says: a 5xx or a 429 is a failure (a 429's
+   * retry-after with it), anything else an answer.
+   */
+  private void reportHead(HttpClientResponse r) {
+    int status = r.statusCode();
+    boolean isCanary = canary && !healthReported;
+    healthReported = true;
+    if (status == 429) {
+      backend.failed(PassiveHealth.Failure.STATUS_429,
+          Math.max(0, Backoff.parseRetryAfterNanos(r.getHeader("retry-after"))), isCanary);
+    } else if (status >= 500) {
+      backend.failed(PassiveHealth.Failure.STATUS_5XX, 0, isCanary);
+    } else {
+      backend.succeeded(isCanary);
+    }
   }
 
   /**

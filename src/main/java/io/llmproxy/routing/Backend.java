@@ -3,6 +3,8 @@ package io.llmproxy.routing;
 import static java.util.Objects.requireNonNull;
 
 import io.llmproxy.config.BackendConfig;
+import io.llmproxy.health.PassiveHealth;
+import io.llmproxy.health.PassiveHealth.Admission;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
@@ -11,8 +13,15 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A backend at run time: its config, where requests go, how many are in flight, and whether its
- * active health check says it is up. Shared by all event loops, so its mutable state is atomic.
+ * A backend at run time: its config, where requests go, how many are in flight, what its active
+ * health check says, and its passive health ({@link PassiveHealth}). Shared by all event loops, so
+ * its mutable state is atomic or locked.
+ *
+ * <p>How the two kinds of health combine (SPEC §6.5): a backend takes traffic only when the active
+ * check does not say it is down <em>and</em> its passive state admits it. Either one alone takes it
+ * out: a {@code /health} that answers while inference fails does not bring an ejected backend back,
+ * and a backend whose health check fails is out whatever its recent requests did. A backend coming
+ * back up by its health check keeps its passive state. {@code /ready} follows the active checks.
  */
 public final class Backend {
 
@@ -34,9 +43,16 @@ public final class Backend {
   private final boolean basePathEndsWithV1;
   private final long seed;
   private final AtomicInteger inflight = new AtomicInteger();
+  private final PassiveHealth passive;
   private volatile Health health;
 
+  /** A backend without passive health (outlier detection off). */
   public Backend(BackendConfig config, int index, boolean activeChecks) {
+    this(config, index, activeChecks, null);
+  }
+
+  /** @param passive its passive health, or null when outlier detection is off */
+  public Backend(BackendConfig config, int index, boolean activeChecks, PassiveHealth passive) {
     this.config = requireNonNull(config, "config");
     this.index = index;
     this.models = Glob.all(config.models());
@@ -52,6 +68,7 @@ public final class Backend {
     this.basePathEndsWithV1 = path.endsWith("/v1");
     this.seed = Rendezvous.seed(config.name());
     this.health = activeChecks ? Health.UNKNOWN : Health.UP;
+    this.passive = passive;
   }
 
   public String name() {
@@ -141,8 +158,26 @@ public final class Backend {
     return max <= 0 || inflight.get() < max;
   }
 
-  /** Takes an in-flight slot; false when {@code max_concurrent} is reached. */
-  public boolean tryAcquire() {
+  /**
+   * Takes an in-flight slot for one request, if {@code max_concurrent} and the passive health allow
+   * it; in panic mode ({@code panic}) the passive health is not asked. The result says whether the
+   * request is a half-open canary, whose outcome must be reported as one.
+   */
+  public Admission tryAcquire(boolean panic) {
+    Admission a = passive == null || panic ? Admission.NORMAL : passive.tryAdmit();
+    if (a == Admission.REFUSED) {
+      return a;
+    }
+    if (takeSlot()) {
+      return a;
+    }
+    if (a == Admission.CANARY) {
+      passive.abandoned(true);
+    }
+    return Admission.REFUSED;
+  }
+
+  private boolean takeSlot() {
     int max = config.maxConcurrent();
     if (max <= 0) {
       inflight.incrementAndGet();
@@ -171,9 +206,45 @@ public final class Backend {
     this.health = requireNonNull(h, "h");
   }
 
-  /** Routable unless the health check says it is down. */
+  /** Routable when the health check does not say it is down and its passive health admits it. */
   public boolean routable() {
-    return health != Health.DOWN;
+    return health != Health.DOWN && (passive == null || passive.admits());
+  }
+
+  /** Its weight now: the configured weight, scaled down while it ramps up after a cooldown. */
+  public double effectiveWeight() {
+    return passive == null ? config.weight() : config.weight() * passive.weightFactor();
+  }
+
+  /** Nanoseconds until its cooldown ends (0 when not cooling); orders the candidates in panic mode. */
+  public long cooldownRemainingNanos() {
+    return passive == null ? 0 : passive.cooldownRemainingNanos();
+  }
+
+  /** Its passive health, or null when outlier detection is off. */
+  public PassiveHealth passive() {
+    return passive;
+  }
+
+  /** The backend answered (a 2xx, or a 4xx of its own). */
+  public void succeeded(boolean canary) {
+    if (passive != null) {
+      passive.success(canary);
+    }
+  }
+
+  /** A request to it failed; {@code retryAfterNanos} is a 429's retry-after, or 0. */
+  public void failed(PassiveHealth.Failure failure, long retryAfterNanos, boolean canary) {
+    if (passive != null) {
+      passive.failure(failure, retryAfterNanos, canary);
+    }
+  }
+
+  /** A request to it ended with no outcome (cancelled before the backend answered). */
+  public void abandoned(boolean canary) {
+    if (passive != null) {
+      passive.abandoned(canary);
+    }
   }
 
   @Override

@@ -11,11 +11,11 @@ public final class CandidateGroup {
   private final List<Backend> backends;
   final AtomicLong cursor = new AtomicLong();
   /** Smooth WRR current weights, by position; guarded by {@code this}. */
-  final long[] currentWeights;
+  final double[] currentWeights;
 
   CandidateGroup(List<Backend> backends) {
     this.backends = List.copyOf(backends);
-    this.currentWeights = new long[backends.size()];
+    this.currentWeights = new double[backends.size()];
   }
 
   public List<Backend> backends() {

@@ -58,16 +58,17 @@ public interface LoadBalancer {
     public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
       List<Backend> bs = group.backends();
       synchronized (group) {
-        long[] current = group.currentWeights;
-        long total = 0;
+        double[] current = group.currentWeights;
+        double total = 0;
         int best = -1;
         for (int i = 0; i < bs.size(); i++) {
           Backend b = bs.get(i);
           if (!eligible.test(b)) {
             continue;
           }
-          current[i] += b.weight();
-          total += b.weight();
+          double w = b.effectiveWeight();
+          current[i] += w;
+          total += w;
           if (best < 0 || current[i] > current[best]) {
             best = i;
           }
@@ -81,7 +82,7 @@ public interface LoadBalancer {
     }
   }
 
-  /** Fewest in-flight requests per unit of weight; ties broken at random. */
+  /** Fewest in-flight requests per unit of (effective) weight; ties broken at random. */
   final class LeastConnections implements LoadBalancer {
     @Override
     public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
@@ -93,7 +94,7 @@ public interface LoadBalancer {
         if (!eligible.test(b)) {
           continue;
         }
-        double load = (double) b.inflight() / b.weight();
+        double load = b.inflight() / b.effectiveWeight();
         if (load < bestLoad) {
           best = b;
           bestLoad = load;
@@ -110,21 +111,21 @@ public interface LoadBalancer {
   final class WeightedRandom implements LoadBalancer {
     @Override
     public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
-      long total = 0;
+      double total = 0;
       for (Backend b : group.backends()) {
         if (eligible.test(b)) {
-          total += b.weight();
+          total += b.effectiveWeight();
         }
       }
-      if (total == 0) {
+      if (total <= 0) {
         return null;
       }
-      long r = ThreadLocalRandom.current().nextLong(total);
+      double r = ThreadLocalRandom.current().nextDouble(total);
       Backend last = null;
       for (Backend b : group.backends()) {
         if (eligible.test(b)) {
           last = b;
-          r -= b.weight();
+          r -= b.effectiveWeight();
           if (r < 0) {
             return b;
           }

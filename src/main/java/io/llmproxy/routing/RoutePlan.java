@@ -1,5 +1,6 @@
 package io.llmproxy.routing;
 
+import io.llmproxy.health.PassiveHealth.Admission;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Predicate;
@@ -7,9 +8,10 @@ import java.util.function.Predicate;
 /**
  * The backends one request tries, in order (SPEC §6.1, §6.3). Each call to {@link #next()} picks a
  * backend and takes one of its in-flight slots; the caller releases it with {@link Backend#release()}.
- * Preference: a healthy backend not tried yet (following the {@code routing.fallback} chain of the
- * first one, when a rule applies); then a healthy one again; and when no candidate is healthy at
- * all, every candidate anyway (panic mode), untried first. Used by one event loop at a time.
+ * Preference: a routable backend not tried yet (following the {@code routing.fallback} chain of the
+ * first one, when a rule applies); then a routable one again; and when no candidate is routable at
+ * all, every candidate anyway (panic mode, as in Envoy), untried first, the one whose cooldown ends
+ * soonest first. It never gives up while a candidate has room. Used by one event loop at a time.
  */
 public final class RoutePlan {
   private final Router router;
@@ -19,6 +21,9 @@ public final class RoutePlan {
   private final List<Backend> tried = new ArrayList<>(2);
   private List<Backend> fallbackOrder;
   private boolean panicCounted;
+
+  /** A backend picked for one attempt; a {@code canary} is a half-open probe whose outcome decides its state. */
+  public record Pick(Backend backend, boolean canary) {}
 
   RoutePlan(Router router, String clientModel, CandidateGroup group, String affinityKey) {
     this.router = router;
@@ -47,43 +52,66 @@ public final class RoutePlan {
   }
 
   /** The next backend, with an in-flight slot taken; null when every candidate is at max_concurrent. */
-  public Backend next() {
-    Backend b = pick();
-    if (b != null) {
+  public Pick next() {
+    Pick p = pick();
+    if (p != null) {
       if (tried.isEmpty()) {
-        fallbackOrder = router.fallbackAfter(b, clientModel);
+        fallbackOrder = router.fallbackAfter(p.backend(), clientModel);
       }
-      tried.add(b);
+      tried.add(p.backend());
     }
-    return b;
+    return p;
   }
 
-  private Backend pick() {
-    Predicate<Backend> untriedHealthy = b -> b.routable() && !tried.contains(b) && b.hasCapacity();
+  private Pick pick() {
+    Predicate<Backend> untriedRoutable = b -> b.routable() && !tried.contains(b) && b.hasCapacity();
     if (fallbackOrder != null) {
       for (Backend b : fallbackOrder) {
-        if (group.backends().contains(b) && untriedHealthy.test(b) && b.tryAcquire()) {
-          return b;
+        if (group.backends().contains(b) && untriedRoutable.test(b)) {
+          Pick p = acquire(b, false);
+          if (p != null) {
+            return p;
+          }
         }
       }
     }
-    Backend b = choose(untriedHealthy);
-    if (b != null) {
-      return b;
+    Pick p = choose(untriedRoutable);
+    if (p != null) {
+      return p;
     }
-    b = choose(x -> x.routable() && x.hasCapacity());
-    if (b != null) {
-      return b;
+    p = choose(x -> x.routable() && x.hasCapacity());
+    if (p != null) {
+      return p;
     }
     if (anyRoutable()) {
-      return null; // healthy backends exist but all are at max_concurrent
+      return null; // routable backends exist but all are at max_concurrent
     }
     if (!panicCounted) {
       panicCounted = true;
       router.metrics().panicRouted();
     }
-    b = choose(x -> !tried.contains(x) && x.hasCapacity());
-    return b != null ? b : choose(Backend::hasCapacity);
+    p = panic(false);
+    return p != null ? p : panic(true);
+  }
+
+  /** Panic mode: the candidate whose cooldown ends soonest (untried ones first unless {@code again}). */
+  private Pick panic(boolean again) {
+    List<Backend> order = new ArrayList<>(group.backends());
+    order.sort(java.util.Comparator.comparingLong(Backend::cooldownRemainingNanos));
+    for (Backend b : order) {
+      if ((again || !tried.contains(b)) && b.hasCapacity()) {
+        Pick pick = acquire(b, true);
+        if (pick != null) {
+          return pick;
+        }
+      }
+    }
+    return null;
+  }
+
+  private static Pick acquire(Backend b, boolean panic) {
+    Admission a = b.tryAcquire(panic);
+    return a == Admission.REFUSED ? null : new Pick(b, a == Admission.CANARY);
   }
 
   private boolean anyRoutable() {
@@ -95,8 +123,8 @@ public final class RoutePlan {
     return false;
   }
 
-  /** Picks by affinity or strategy, and takes a slot; retries if another request took the last one. */
-  private Backend choose(Predicate<Backend> eligible) {
+  /** Picks by affinity or strategy, and takes a slot; tries again if another request took the last one. */
+  private Pick choose(Predicate<Backend> eligible) {
     for (int i = 0; i < 8; i++) {
       Backend b = affinityKey != null
           ? Rendezvous.pick(group.backends(), eligible, affinityKey)
@@ -104,8 +132,9 @@ public final class RoutePlan {
       if (b == null) {
         return null;
       }
-      if (b.tryAcquire()) {
-        return b;
+      Pick p = acquire(b, false);
+      if (p != null) {
+        return p;
       }
     }
     return null;

@@ -2,9 +2,14 @@ package io.llmproxy.server;
 
 import static java.util.Objects.requireNonNull;
 
+import io.llmproxy.config.BackendConfig;
 import io.llmproxy.config.GatewayConfig;
+import io.llmproxy.config.OutlierDetectionConfig;
+import io.llmproxy.config.ValueParsers;
 import io.llmproxy.health.ActiveHealthChecker;
+import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.metrics.GatewayMetrics.BackendState;
 import io.llmproxy.proxy.BodyScanner;
 import io.llmproxy.proxy.Timeouts;
 import io.llmproxy.routing.Backend;
@@ -20,6 +25,8 @@ import io.vertx.core.http.PoolOptions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -34,7 +41,7 @@ public final class Gateway {
 
   /** Sections of the config whose features come in later releases: accepted, and said to do nothing yet. */
   private static final List<String> NOT_YET_EFFECTIVE = List.of(
-      "routing.hedge", "outlier_detection", "rate_limit", "auth", "api_keys", "usage_hook", "admin", "data_dir");
+      "routing.hedge", "rate_limit", "auth", "api_keys", "usage_hook", "admin", "data_dir");
 
   private final Vertx vertx;
   private final GatewayConfig config;
@@ -57,9 +64,11 @@ public final class Gateway {
     this.metrics = new GatewayMetrics();
     List<Backend> backends = new ArrayList<>();
     for (int i = 0; i < config.backends().size(); i++) {
-      Backend b = new Backend(config.backends().get(i), i, config.healthCheck().enabled());
+      BackendConfig bc = config.backends().get(i);
+      Backend b = new Backend(bc, i, config.healthCheck().enabled(), passiveHealth(bc.name()));
       backends.add(b);
       metrics.backendGauges(b.name(), b.config().region(), b, x -> x.routable() ? 1 : 0, Backend::inflight);
+      metrics.backendStates(b.name(), state -> stateOf(b) == state ? 1 : 0);
     }
     this.router = new Router(config, backends, metrics);
     this.probeClient = vertx.createHttpClient(
@@ -72,6 +81,43 @@ public final class Gateway {
         config.logging().format() == GatewayConfig.LogFormat.JSON, System.out);
     metrics.accessLogDropped(accessLog::dropped);
     BodyScanner.warmUp();
+  }
+
+  /** A backend's passive health, logging each change of state once and counting cooldowns; null when off. */
+  private PassiveHealth passiveHealth(String backend) {
+    OutlierDetectionConfig od = config.outlierDetection();
+    if (!od.enabled()) {
+      return null;
+    }
+    return new PassiveHealth(od, System::nanoTime, () -> ThreadLocalRandom.current().nextDouble(),
+        (from, to, why, cooldownNanos) -> {
+          if (to == PassiveHealth.State.EJECTED) {
+            metrics.cooldown(backend);
+            LOG.warn("backend {} ejected for {} ({}; was {})", backend,
+                ValueParsers.format(Duration.ofMillis(TimeUnit.NANOSECONDS.toMillis(cooldownNanos))), why,
+                GatewayMetrics.label(from));
+          } else {
+            LOG.info("backend {} is {} ({}; was {})", backend, GatewayMetrics.label(to).replace('_', '-'), why,
+                GatewayMetrics.label(from));
+          }
+        });
+  }
+
+  /** The state {@code llmproxy_backend_state} shows: down by its health check, else its passive state. */
+  private static BackendState stateOf(Backend b) {
+    if (b.health() == Backend.Health.DOWN) {
+      return BackendState.DOWN;
+    }
+    PassiveHealth p = b.passive();
+    if (p == null) {
+      return BackendState.HEALTHY;
+    }
+    return switch (p.state()) {
+      case HEALTHY -> BackendState.HEALTHY;
+      case EJECTED -> BackendState.EJECTED;
+      case HALF_OPEN -> BackendState.HALF_OPEN;
+      case SLOW_START -> BackendState.SLOW_START;
+    };
   }
 
   /** Starts a gateway on a Vert.x of its own, with one event loop per available core. */

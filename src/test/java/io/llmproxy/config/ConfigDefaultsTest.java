@@ -45,7 +45,7 @@ class ConfigDefaultsTest {
 
     assertThat(config.healthCheck()).isEqualTo(
         new HealthCheckConfig(true, Duration.ofSeconds(5), "/health", Duration.ofSeconds(3), 1, 2));
-    assertThat(config.outlierDetection()).isEqualTo(new OutlierDetectionConfig(3, 0.5, 10, Duration.ofSeconds(30),
+    assertThat(config.outlierDetection()).isEqualTo(new OutlierDetectionConfig(true, 3, 0.5, 10, Duration.ofSeconds(30),
         Duration.ofSeconds(5), Duration.ofMinutes(5), 3, Duration.ofSeconds(30)));
     assertThat(config.rateLimit()).isEqualTo(new RateLimitConfig(false, RateLimitConfig.Storage.MEMORY,
         new RateLimitConfig.GlobalLimit(0, 0), new KeyLimits(null, null, null, null)));

@@ -39,6 +39,8 @@ class FallbackTest {
             fallback: [c, b]
             models: ["llama*"]
       health_check: {enabled: false}
+      # The primary fails on purpose every time: keep it from being ejected, to see the chain each time.
+      outlier_detection: {enabled: false}
       """;
 
   private static int closedPort() throws IOException {

@@ -64,7 +64,6 @@ class StartupWarningsTest {
             """, INSTANT)) {
       assertThat(warnings()).containsExactlyInAnyOrder(
           "routing.hedge has no effect yet",
-          "outlier_detection has no effect yet",
           "rate_limit has no effect yet",
           "auth has no effect yet",
           "api_keys has no effect yet",
