@@ -17,6 +17,8 @@ import io.llmproxy.testing.TestClient.Response;
 import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Future;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -113,8 +115,7 @@ class OutlierDetectionTest {
       // Then 200 at once: none may reach the ejected backend.
       List<Future<Response>> burst = new ArrayList<>();
       for (int i = 0; i < 200; i++) {
-        burst.add(gw.client.sendAsync(io.vertx.core.http.HttpMethod.POST, "/v1/completions",
-            io.vertx.core.buffer.Buffer.buffer(COMPLETION)));
+        burst.add(gw.client.sendAsync(HttpMethod.POST, "/v1/completions", Buffer.buffer(COMPLETION)));
       }
       burst.forEach(f -> responses.add(TestGateway.await(f)));
 
