@@ -68,6 +68,24 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String BACKEND_STATE = "llmproxy.backend.state";
   /** Cooldowns started (passive ejections), counted when the backend is ejected. */
   public static final String COOLDOWNS = "llmproxy.cooldowns";
+  /**
+   * Hedges, by outcome: {@code sent} when a hedge attempt starts, {@code won} when a request ends
+   * won by an attempt other than its first, {@code budget_exhausted} when a hedge or race entry
+   * was due but the budget was spent.
+   */
+  public static final String HEDGES = "llmproxy.hedges";
+  /** Cold-start races: requests sent to more than one candidate at once because some were unknown. */
+  public static final String RACES = "llmproxy.races";
+  /**
+   * Gauge: the hedge threshold now for a backend and model (its recent TTFT percentile, or latency
+   * when not streaming, clamped), read at scrape time.
+   */
+  public static final String HEDGE_THRESHOLD = "llmproxy.hedge.threshold";
+  /**
+   * Tokens spent by cancelled losers, counted when the request ends: their prompt (the winner's
+   * prompt_tokens each, an estimate) and the output events they sent before they were cancelled.
+   */
+  public static final String WASTED_TOKENS = "llmproxy.wasted.tokens";
   /** Access-log lines dropped because standard output could not keep up. */
   public static final String ACCESS_LOG_DROPPED = "llmproxy.access.log.dropped";
   /** Requests sent to every candidate although none was healthy (SPEC §6.1 panic mode). */
@@ -80,6 +98,9 @@ public final class GatewayMetrics implements AutoCloseable {
       5, 10, 20, 50, 100, 200, 300, 500, 750, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000};
   private static final double[] OVERHEAD_BUCKETS_MS = {
       0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100};
+
+  /** How a hedge went. */
+  public enum HedgeOutcome { SENT, WON, BUDGET_EXHAUSTED }
 
   /** What {@code llmproxy_backend_state} reports. */
   public enum BackendState { HEALTHY, EJECTED, HALF_OPEN, SLOW_START, DOWN }
@@ -118,6 +139,10 @@ public final class GatewayMetrics implements AutoCloseable {
   private final Map<BackendModel, Counter[]> tokens = new ConcurrentHashMap<>();
   private final Map<String, Counter[]> attempts = new ConcurrentHashMap<>();
   private final Map<String, Counter> cooldowns = new ConcurrentHashMap<>();
+  private final Map<String, Counter[]> hedges = new ConcurrentHashMap<>();
+  private final Map<String, Counter> races = new ConcurrentHashMap<>();
+  private final Counter wastedPrompt;
+  private final Counter wastedCompletion;
   private final DistributionSummary overhead;
   private final Map<CancelReason, Counter> cancelled = new EnumMap<>(CancelReason.class);
   private final Map<RetryReason, Counter> retries = new EnumMap<>(RetryReason.class);
@@ -155,6 +180,10 @@ public final class GatewayMetrics implements AutoCloseable {
       refusals.put(r, Counter.builder(RETRIES_REFUSED).description("Failures not retried, by why not")
           .tag("reason", label(r)).register(registry));
     }
+    wastedPrompt = Counter.builder(WASTED_TOKENS).description("Tokens spent by cancelled losers (estimated)")
+        .tag("type", "prompt").register(registry);
+    wastedCompletion = Counter.builder(WASTED_TOKENS).description("Tokens spent by cancelled losers (estimated)")
+        .tag("type", "completion").register(registry);
     panicRouted = Counter.builder(PANIC_ROUTED).description("Requests routed while no candidate was healthy")
         .register(registry);
   }
@@ -284,6 +313,38 @@ public final class GatewayMetrics implements AutoCloseable {
   private Counter cooldownCounter(String backend) {
     return cooldowns.computeIfAbsent(backend, b -> Counter.builder(COOLDOWNS)
         .description("Cooldowns started (ejections)").tag("backend", b).register(registry));
+  }
+
+  public void hedge(String model, HedgeOutcome outcome) {
+    hedges.computeIfAbsent(models.label(model), m -> {
+      Counter[] c = new Counter[HedgeOutcome.values().length];
+      for (HedgeOutcome o : HedgeOutcome.values()) {
+        c[o.ordinal()] = Counter.builder(HEDGES).description("Hedges, by outcome")
+            .tags("model", m, "outcome", label(o)).register(registry);
+      }
+      return c;
+    })[outcome.ordinal()].increment();
+  }
+
+  public void race(String model) {
+    races.computeIfAbsent(models.label(model), m -> Counter.builder(RACES).description("Cold-start races")
+        .tag("model", m).register(registry)).increment();
+  }
+
+  public void wastedTokens(long prompt, long completion) {
+    if (prompt > 0) {
+      wastedPrompt.increment(prompt);
+    }
+    if (completion > 0) {
+      wastedCompletion.increment(completion);
+    }
+  }
+
+  /** Registers the hedge-threshold gauge of one backend, model and kind; {@code millis} is read at scrape time. */
+  public void hedgeThreshold(String backend, String model, boolean stream, java.util.function.DoubleSupplier millis) {
+    Gauge.builder(HEDGE_THRESHOLD, millis::getAsDouble).description("The hedge threshold now").baseUnit("ms")
+        .tags("backend", backend, "model", models.label(model), "stream", Boolean.toString(stream))
+        .register(registry);
   }
 
   /** Prometheus text exposition (format 0.0.4). */

@@ -5,16 +5,19 @@ import static java.util.Objects.requireNonNull;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.config.RoutingConfig;
 import io.llmproxy.config.RoutingConfig.FirstTokenMode;
+import io.llmproxy.config.RoutingConfig.HedgeConfig;
 import io.llmproxy.config.RoutingConfig.RetryConfig;
 import io.llmproxy.config.ValueParsers;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
+import io.llmproxy.metrics.GatewayMetrics.HedgeOutcome;
 import io.llmproxy.metrics.GatewayMetrics.RefusalReason;
 import io.llmproxy.metrics.GatewayMetrics.RetryReason;
 import io.llmproxy.proxy.UpstreamAttempt.Failure;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backoff;
 import io.llmproxy.routing.RoutePlan;
+import io.llmproxy.stats.LatencyStats;
 import io.netty.util.Timeout;
 import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
@@ -32,67 +35,110 @@ import java.util.concurrent.TimeoutException;
 /**
  * Owns the upstream attempts of one client request: starts them, commits exactly one winner, and
  * cancels every other with a named reason (SPEC §6.3, §6.4). The commit is the point of no return:
- * before it, a failed attempt can be retried on another backend because nothing reached the client
- * and the body is held; after it, a failure ends the response. One event loop runs all of it.
+ * before it, nothing has reached the client and the body is held, so a failed attempt can be
+ * replaced and a slow one raced; after it, no attempt is ever started again and a failure ends the
+ * response. One event loop runs all of it.
  *
- * <p>This version runs one attempt at a time and commits at the winner's first body byte (or at its
- * response head when the status is an error that is passed through), so every SSE event passes the
- * moment it arrives. Racing and hedging add attempts in parallel on the same structure.
+ * <p>Two ways to run:
+ * <ul>
+ *   <li><b>Single</b> (hedging off, opted out with {@code x-llmproxy-hedge: off}, or one candidate):
+ *       one attempt at a time, with retries; the commit is at the winner's first body byte (or at
+ *       the head of an error that is passed through), so every SSE event passes the moment it
+ *       arrives. Nothing is added.</li>
+ *   <li><b>Hedged</b>: while a candidate has fewer than {@code min_samples} samples, the request
+ *       races up to {@code max_parallel} candidates at once, the unknown first (cold start);
+ *       otherwise the primary goes alone and, when it has produced no first token within the
+ *       threshold (a percentile of its recent TTFT, clamped), the next best candidate gets the same
+ *       request, up to {@code max_parallel} in flight. A connect error, 5xx or 429 starts the next
+ *       attempt at once. The winner is the first attempt whose stream carries generated output
+ *       (or, with {@code first_token: first_byte}, any byte; not streaming: the first complete 2xx
+ *       response); until then each attempt's bytes are held, and at the commit the winner's status,
+ *       headers and held bytes go out in order. Extra attempts come out of the {@link
+ *       io.llmproxy.routing.HedgeBudget}; when it is spent, no hedge is sent, and that is counted.</li>
+ * </ul>
  */
 public final class Dispatch {
+  /** Most a losing-or-undecided attempt may hold before it wins by default (a non-streaming body). */
+  static final long MAX_HELD_BYTES = 16L << 20;
+
   private final Vertx vertx;
+  private final Context context;
   private final UpstreamClient client;
+  private final ProxyServices services;
   private final GatewayMetrics metrics;
   private final RoutePlan plan;
   private final RetryConfig retry;
+  private final HedgeConfig hedgeConfig;
   private final RoutingConfig.TimeoutsConfig limits;
-  private final Context context;
-  private final Timeouts timeouts;
   private final boolean firstByteIsToken;
   private final RequestSpec spec;
   private final Downstream down;
   private final List<UpstreamAttempt> attempts = new ArrayList<>(2);
+  /** Hedged mode: parallel attempts possible, the commit waits for the first token. */
+  private final boolean hedged;
 
   private UpstreamAttempt winner;
   /** How the last attempt failed on its own, for the final error; null after a bad status. */
   private Failure lastFailure;
+  private UpstreamAttempt lastFailed;
   /** The retryable status (429, 5xx) of the last attempt whose answer was dropped for a retry. */
   private int lastDiscardedStatus;
   private boolean finished;
   private int retries;
   private long retryTimer = -1;
   private Timeout totalTimer;
+  private Timeout hedgeTimer;
   private long deadlineNanos;
   private long clientFirstTokenNanos;
   private long firstByteForwardedNanos;
+  /** When the chunk that decided the commit arrived (hedged mode), for the overhead metric. */
+  private long decidedNanos;
+  /** More than one attempt was in flight at once. */
+  private boolean raced;
 
   /**
    * @param context  the client request's context: everything of this dispatch runs on it
-   * @param timeouts where the total, first-token and idle timeouts are armed
+   * @param hedgeable whether this request may be hedged (hedging on, not opted out)
    */
-  public Dispatch(Context context, Timeouts timeouts, UpstreamClient client, GatewayMetrics metrics, RoutePlan plan,
-      RoutingConfig routing, RequestSpec spec, Downstream down) {
+  public Dispatch(Context context, UpstreamClient client, ProxyServices services, RoutingConfig routing,
+      RoutePlan plan, RequestSpec spec, Downstream down, boolean hedgeable) {
     this.context = requireNonNull(context, "context");
     this.vertx = context.owner();
-    this.timeouts = requireNonNull(timeouts, "timeouts");
     this.client = requireNonNull(client, "client");
-    this.metrics = requireNonNull(metrics, "metrics");
+    this.services = requireNonNull(services, "services");
+    this.metrics = services.metrics();
     this.plan = requireNonNull(plan, "plan");
     this.retry = routing.retry();
+    this.hedgeConfig = routing.hedge();
     this.limits = routing.timeouts();
-    this.firstByteIsToken = routing.hedge().firstToken() == FirstTokenMode.FIRST_BYTE;
+    this.firstByteIsToken = hedgeConfig.firstToken() == FirstTokenMode.FIRST_BYTE;
     this.spec = requireNonNull(spec, "spec");
     this.down = requireNonNull(down, "down");
+    this.hedged = hedgeable && hedgeConfig.enabled() && hedgeConfig.maxParallel() > 1
+        && plan.group().size() > 1;
   }
 
   public void start() {
     long total = limits.total().toMillis();
     deadlineNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(total);
-    totalTimer = timeouts.schedule(context, total, () -> {
+    totalTimer = services.timeouts().schedule(context, total, () -> {
       totalTimer = null;
       onTotalTimeout();
     });
-    launch();
+    if (!hedged) {
+      if (!launch(null)) {
+        giveUp();
+      }
+      return;
+    }
+    services.budget().request();
+    if (hedgeConfig.coldStartRace() && anyUnknown()) {
+      race();
+    } else if (launch(null)) {
+      scheduleHedge();
+    } else {
+      giveUp();
+    }
   }
 
   /** The client went away (or the gateway is stopping): abort every upstream request now. */
@@ -115,8 +161,22 @@ public final class Dispatch {
     return spec.modelLabel();
   }
 
+  /** The model the statistics are kept under: the name the backend is sent. */
+  String statsModel() {
+    return spec.sentModel();
+  }
+
+  ProxyServices services() {
+    return services;
+  }
+
   public int attemptCount() {
     return attempts.size();
+  }
+
+  /** True when more than one attempt was in flight at once (a race or a hedge). */
+  public boolean hedgedRequest() {
+    return raced;
   }
 
   /** The backend that answered, or null. */
@@ -149,38 +209,178 @@ public final class Dispatch {
   }
 
   /**
-   * Gateway overhead (see {@link GatewayMetrics#OVERHEAD}): {@code routedNanos} measured from the end
-   * of the request body to the first attempt's start, plus the winner's first byte from receipt to
-   * the client; -1 when there was no winner byte.
+   * Gateway overhead (see {@link GatewayMetrics#OVERHEAD}): from the end of the request body to the
+   * first attempt's start, plus from the chunk that let the winner out (its first byte; hedged: the
+   * one that decided the commit) to it being written to the client; -1 when nothing was written.
    */
   public long overheadNanos(long bodyReadNanos) {
     if (winner == null || firstByteForwardedNanos == 0 || attempts.isEmpty()) {
       return -1;
     }
-    return (attempts.get(0).startNanos - bodyReadNanos) + (firstByteForwardedNanos - winner.firstByteNanos);
+    long released = decidedNanos != 0 ? decidedNanos : winner.firstByteNanos;
+    return (attempts.get(0).startNanos - bodyReadNanos) + Math.max(0, firstByteForwardedNanos - released);
+  }
+
+  /**
+   * The exchange ended: counts what the losers cost (SPEC §7: their prompt, as the winner's usage
+   * reports it, and the output events they sent before they were cancelled).
+   */
+  public void completed() {
+    if (winner == null) {
+      return;
+    }
+    long prompt = Math.max(0, usage().promptTokens());
+    long losers = 0;
+    long output = 0;
+    for (UpstreamAttempt a : attempts) {
+      if (a != winner && a.wasSent() && a.cancelledAsLoser()) {
+        losers++;
+        output += a.scanner() == null ? 0 : a.scanner().outputEvents();
+      }
+    }
+    if (losers > 0) {
+      metrics.wastedTokens(prompt * losers, output);
+    }
+    if (winner != attempts.get(0) && raced) {
+      metrics.hedge(spec.modelLabel(), HedgeOutcome.WON);
+    }
   }
 
   // ---- attempts
 
-  private void launch() {
-    RoutePlan.Pick pick = plan.next();
+  /** Starts an attempt on the next candidate ({@code prefer} first, when given); false when none has room. */
+  private boolean launch(java.util.function.Predicate<Backend> prefer) {
+    RoutePlan.Pick pick = prefer == null ? plan.next() : plan.next(prefer);
     if (pick == null) {
-      finish();
-      if (attempts.isEmpty()) {
-        down.fail(OpenAiError.NO_HEALTHY_BACKEND, "Every backend for this model is at its max_concurrent limit.");
-      } else if (lastFailure != null) {
-        failFinally(attempts.get(attempts.size() - 1), lastFailure);
-      } else {
-        down.fail(OpenAiError.UPSTREAM_ERROR, "Backend " + lastBackend().name() + " answered " + lastDiscardedStatus
-            + " and every other backend for this model is at its max_concurrent limit, so it was not retried.");
-      }
-      return;
+      return false;
     }
     Backend b = pick.backend();
-    UpstreamAttempt a = new UpstreamAttempt(this, context, timeouts, metrics, b, pick.canary(), spec.stream(),
-        firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
+    UpstreamAttempt a = new UpstreamAttempt(this, context, services.timeouts(), metrics, b, pick.canary(),
+        spec.stream(), firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
     attempts.add(a);
+    if (inFlight() > 1) {
+      raced = true;
+    }
     a.start(client, options(b), spec.body());
+    return true;
+  }
+
+  /** Nothing can be started: the final answer from what the attempts did. */
+  private void giveUp() {
+    finish();
+    if (attempts.isEmpty()) {
+      down.fail(OpenAiError.NO_HEALTHY_BACKEND, "Every backend for this model is at its max_concurrent limit.");
+    } else if (lastFailure != null) {
+      failFinally(lastFailed, lastFailure);
+    } else {
+      down.fail(OpenAiError.UPSTREAM_ERROR, "Backend " + lastBackend().name() + " answered " + lastDiscardedStatus
+          + " and no other backend for this model could take the retry.");
+    }
+  }
+
+  private int inFlight() {
+    int n = 0;
+    for (UpstreamAttempt a : attempts) {
+      if (!a.isDone()) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private boolean unknown(Backend b) {
+    return services.stats().entry(b.name(), spec.sentModel(), statsKind()).window().count(services.stats().now())
+        < hedgeConfig.minSamples();
+  }
+
+  private boolean anyUnknown() {
+    for (Backend b : plan.group().backends()) {
+      if (b.routable() && unknown(b)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private LatencyStats.Kind statsKind() {
+    return spec.stream() ? LatencyStats.Kind.TTFT : LatencyStats.Kind.LATENCY;
+  }
+
+  /** Cold start: up to max_parallel attempts at once, the candidates with too few samples first. */
+  private void race() {
+    if (!launch(this::unknown)) {
+      giveUp();
+      return;
+    }
+    int extra = 0;
+    while (inFlight() < hedgeConfig.maxParallel() && plan.hasUntried()) {
+      if (!services.budget().tryExtra()) {
+        metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
+        break;
+      }
+      if (!launch(this::unknown)) {
+        break;
+      }
+      extra++;
+    }
+    if (extra > 0) {
+      metrics.race(spec.modelLabel());
+    } else {
+      scheduleHedge();
+    }
+  }
+
+  /** The hedge threshold for an attempt on {@code b}: its recent TTFT percentile (or the fixed value), clamped. */
+  long thresholdNanos(Backend b) {
+    long min = hedgeConfig.minThreshold().toNanos();
+    long max = hedgeConfig.maxThreshold().toNanos();
+    long t;
+    if (hedgeConfig.threshold().fixed() != null) {
+      t = hedgeConfig.threshold().fixed().toNanos();
+    } else {
+      LatencyStats stats = services.stats();
+      t = stats.entry(b.name(), spec.sentModel(), statsKind()).window()
+          .percentileNanos(hedgeConfig.threshold().percentile(), stats.now());
+      if (t < 0) {
+        t = max; // nothing known: hedge only when it is very late
+      }
+    }
+    return Math.max(min, Math.min(max, t));
+  }
+
+  /** Arms the timer for the next hedge, after the newest attempt's threshold. */
+  private void scheduleHedge() {
+    cancelHedgeTimer();
+    if (finished || winner != null || inFlight() >= hedgeConfig.maxParallel() || !plan.hasUntried()) {
+      return;
+    }
+    UpstreamAttempt newest = attempts.get(attempts.size() - 1);
+    long delayMs = Math.max(1, TimeUnit.NANOSECONDS.toMillis(thresholdNanos(newest.backend())));
+    hedgeTimer = services.timeouts().schedule(context, delayMs, () -> {
+      hedgeTimer = null;
+      hedge();
+    });
+  }
+
+  private void hedge() {
+    if (finished || winner != null || inFlight() >= hedgeConfig.maxParallel() || !plan.hasUntried()) {
+      return;
+    }
+    if (!services.budget().tryExtra()) {
+      metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
+      return;
+    }
+    if (launch(null)) {
+      metrics.hedge(spec.modelLabel(), HedgeOutcome.SENT);
+      scheduleHedge();
+    }
+  }
+
+  private void cancelHedgeTimer() {
+    if (hedgeTimer != null) {
+      hedgeTimer.cancel();
+      hedgeTimer = null;
+    }
   }
 
   private RequestOptions options(Backend b) {
@@ -210,6 +410,8 @@ public final class Dispatch {
     }
   }
 
+  // ---- events from the attempts
+
   void onHead(UpstreamAttempt a) {
     if (finished || winner != null) {
       return;
@@ -219,6 +421,14 @@ public final class Dispatch {
         : status == 500 || status == 502 || status == 503 || status == 504 ? RetryReason.STATUS_5XX : null;
     if (reason != null) {
       long retryAfter = status == 429 ? Backoff.parseRetryAfterNanos(a.response().getHeader("retry-after")) : -1;
+      if (hedged && inFlight() > 1) {
+        // Another attempt is still running: drop this answer and let it, or a replacement, win.
+        lastFailure = null;
+        lastDiscardedStatus = status;
+        a.discard();
+        replaceAtOnce(reason);
+        return;
+      }
       long delay = retryDelay(retryAfter);
       if (delay >= 0) {
         lastFailure = null;
@@ -233,7 +443,7 @@ public final class Dispatch {
     if (status < 200 || status >= 300) {
       commit(a); // a backend's 4xx goes back unchanged and is not retried
     }
-    // 2xx: committed at the first body byte
+    // 2xx: committed at its first byte (single) or first token / complete body (hedged)
   }
 
   void onChunk(UpstreamAttempt a, Buffer chunk, boolean firstToken) {
@@ -241,6 +451,15 @@ public final class Dispatch {
       return;
     }
     if (winner == null) {
+      if (hedged) {
+        a.hold(chunk);
+        if (spec.stream() ? firstToken : a.heldBytes() > MAX_HELD_BYTES) {
+          decidedNanos = System.nanoTime();
+          commit(a);
+          flushHeld(a, firstToken);
+        }
+        return;
+      }
       commit(a);
     } else if (a != winner) {
       return;
@@ -259,7 +478,10 @@ public final class Dispatch {
       return;
     }
     if (winner == null) {
-      commit(a); // a 2xx with an empty body
+      // A 2xx that ended: a complete non-streaming answer, or a stream that ended without a token.
+      decidedNanos = System.nanoTime();
+      commit(a);
+      flushHeld(a, a.scanner() != null && a.scanner().firstTokenSeen());
     }
     if (a == winner) {
       finish();
@@ -281,17 +503,37 @@ public final class Dispatch {
       return;
     }
     lastFailure = failure;
+    lastFailed = a;
+    RetryReason reason = switch (failure) {
+      case CONNECT -> RetryReason.CONNECT_ERROR;
+      case RESET, IDLE_TIMEOUT -> RetryReason.RESET;
+      case FIRST_TOKEN_TIMEOUT -> RetryReason.FIRST_TOKEN_TIMEOUT;
+    };
+    if (hedged && inFlight() > 0) {
+      replaceAtOnce(reason);
+      return;
+    }
     long delay = retryDelay(-1);
     if (delay >= 0) {
-      retryLater(delay, switch (failure) {
-        case CONNECT -> RetryReason.CONNECT_ERROR;
-        case RESET, IDLE_TIMEOUT -> RetryReason.RESET;
-        case FIRST_TOKEN_TIMEOUT -> RetryReason.FIRST_TOKEN_TIMEOUT;
-      });
+      retryLater(delay, reason);
     } else {
       finish();
       failFinally(a, failure);
     }
+  }
+
+  /**
+   * Hedged, with other attempts still running: a failed or dropped one is replaced at once by an
+   * untried candidate, if retries are left; otherwise the others carry on.
+   */
+  private void replaceAtOnce(RetryReason reason) {
+    if (retries < retry.maxRetries() && retry.enabled() && plan.hasUntried()
+        && System.nanoTime() < deadlineNanos) {
+      retries++;
+      metrics.retry(reason);
+      launch(null);
+    }
+    scheduleHedge();
   }
 
   private void failFinally(UpstreamAttempt last, Failure failure) {
@@ -326,7 +568,7 @@ public final class Dispatch {
   /**
    * How long to wait before the next attempt, or -1 when the failure is not retried (counted with
    * its reason). Full-jitter exponential backoff; a 429's retry-after is honoured when the retry
-   * would land on a backend already tried.
+   * would land on a backend already tried. Hedged, a retry to an untried candidate starts at once.
    */
   private long retryDelay(long retryAfterNanos) {
     if (!retry.enabled()) {
@@ -337,7 +579,7 @@ public final class Dispatch {
       metrics.retryRefused(RefusalReason.EXHAUSTED);
       return -1;
     }
-    long delay = Backoff.fullJitterNanos(retry.initialWait(), retry.maxWait(), retries);
+    long delay = hedged && plan.hasUntried() ? 0 : Backoff.fullJitterNanos(retry.initialWait(), retry.maxWait(), retries);
     if (retryAfterNanos > 0 && !plan.hasUntried()) {
       if (retryAfterNanos > retry.maxWait().toNanos()) {
         metrics.retryRefused(RefusalReason.RETRY_AFTER_TOO_LONG);
@@ -357,19 +599,28 @@ public final class Dispatch {
     metrics.retry(reason);
     long ms = TimeUnit.NANOSECONDS.toMillis(delayNanos);
     if (ms <= 0) {
-      launch();
+      relaunch();
       return;
     }
     retryTimer = vertx.setTimer(ms, id -> {
       retryTimer = -1;
       if (!finished) {
-        launch();
+        relaunch();
       }
     });
   }
 
+  private void relaunch() {
+    if (!launch(null)) {
+      giveUp();
+    } else if (hedged) {
+      scheduleHedge();
+    }
+  }
+
   private void commit(UpstreamAttempt a) {
     winner = a;
+    cancelHedgeTimer();
     a.markCommitted();
     for (UpstreamAttempt other : attempts) {
       if (other != a) {
@@ -377,7 +628,21 @@ public final class Dispatch {
       }
     }
     down.drainHandler(a::resume);
-    down.commit(a.backend(), attempts.size(), a.response());
+    down.commit(a.backend(), attempts.size(), raced, a.response());
+  }
+
+  /** Hedged: the winner's bytes held before the commit go out in order. */
+  private void flushHeld(UpstreamAttempt a, boolean firstTokenIncluded) {
+    List<Buffer> held = a.takeHeld();
+    for (Buffer b : held) {
+      forward(a, b);
+    }
+    if (!held.isEmpty()) {
+      firstByteForwardedNanos = System.nanoTime();
+      if (firstTokenIncluded) {
+        clientFirstTokenNanos = firstByteForwardedNanos;
+      }
+    }
   }
 
   private void forward(UpstreamAttempt a, Buffer chunk) {
@@ -406,6 +671,7 @@ public final class Dispatch {
 
   private void finish() {
     finished = true;
+    cancelHedgeTimer();
     if (totalTimer != null) {
       totalTimer.cancel();
       totalTimer = null;

@@ -11,8 +11,12 @@ import io.vertx.core.http.HttpClientResponse;
  */
 public interface Downstream {
 
-  /** The winner is known: send its status and headers, with the gateway's own headers added. */
-  void commit(Backend backend, int attempts, HttpClientResponse response);
+  /**
+   * The winner is known: send its status and headers, with the gateway's own headers added.
+   *
+   * @param hedged more than one attempt was in flight at once
+   */
+  void commit(Backend backend, int attempts, boolean hedged, HttpClientResponse response);
 
   /**
    * Writes a chunk of the winner's body.

@@ -15,6 +15,7 @@ import io.vertx.core.http.HttpMethod;
  * @param body          the body to send (model already mapped); replayed as is on each retry
  * @param stream        whether the client asked for a stream (timers differ)
  * @param modelLabel    the client's model name for metric labels (may be null)
+ * @param sentModel     the model name the backends get (after mapping), for latency statistics (may be null)
  */
 public record RequestSpec(
     HttpMethod method,
@@ -24,4 +25,5 @@ public record RequestSpec(
     String requestId,
     Buffer body,
     boolean stream,
-    String modelLabel) {}
+    String modelLabel,
+    String sentModel) {}

@@ -1,11 +1,12 @@
 package io.llmproxy.proxy;
 
+import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.AttemptOutcome;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
-import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backoff;
+import io.llmproxy.stats.LatencyStats;
 import io.netty.util.Timeout;
 import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
@@ -14,6 +15,8 @@ import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.RequestOptions;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -67,6 +70,9 @@ final class UpstreamAttempt {
   private Timeout timer;
   private boolean idleTimerRunning;
   private long lastReadNanos;
+  /** Hedged: the bytes received before the commit, held until this attempt wins or is cancelled. */
+  private List<Buffer> held;
+  private long heldBytes;
 
   final long startNanos;
   long sentNanos;
@@ -111,6 +117,37 @@ final class UpstreamAttempt {
 
   void markCommitted() {
     committed = true;
+  }
+
+  /** Holds a chunk until the commit (hedged mode). */
+  void hold(Buffer chunk) {
+    if (held == null) {
+      held = new ArrayList<>(4);
+    }
+    held.add(chunk);
+    heldBytes += chunk.length();
+  }
+
+  long heldBytes() {
+    return heldBytes;
+  }
+
+  /** The held chunks, in order; the attempt holds nothing after. */
+  List<Buffer> takeHeld() {
+    List<Buffer> h = held == null ? List.of() : held;
+    held = null;
+    heldBytes = 0;
+    return h;
+  }
+
+  /** The request went out on the wire (so cancelling it cost the backend something). */
+  boolean wasSent() {
+    return sentNanos != 0;
+  }
+
+  /** Cancelled because another attempt won. */
+  boolean cancelledAsLoser() {
+    return state == State.CANCELLED && cancelReason == CancelReason.HEDGE_LOSER;
   }
 
   void start(UpstreamClient client, RequestOptions options, Buffer body) {
@@ -202,6 +239,9 @@ final class UpstreamAttempt {
       firstTokenNanos = now;
       metrics.backendTtft(backend.name(), dispatch.modelLabel(), now - sentNanos);
       if (stream) {
+        stats().record(backend.name(), dispatch.statsModel(), LatencyStats.Kind.TTFT, now - sentNanos);
+      }
+      if (stream) {
         cancelTimer();
         startIdleTimer();
       }
@@ -212,6 +252,9 @@ final class UpstreamAttempt {
   private void onEnd() {
     if (isDone()) {
       return;
+    }
+    if (!stream && response.statusCode() / 100 == 2) {
+      stats().record(backend.name(), dispatch.statsModel(), LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
     }
     end(State.ENDED);
     // A complete exchange: the connection may serve another, unless the backend said it closes.
@@ -281,6 +324,13 @@ final class UpstreamAttempt {
       healthReported = true;
       backend.abandoned(canary); // no outcome: a canary's slot is given back
     }
+    if (reason == CancelReason.HEDGE_LOSER && wasSent() && (!stream || firstTokenNanos == 0)) {
+      // A loser's time so far is a lower bound of its latency: counted, so a slow backend's
+      // percentile does not forget it was slow just because it keeps losing.
+      stats().record(backend.name(), dispatch.statsModel(), stream ? LatencyStats.Kind.TTFT : LatencyStats.Kind.LATENCY,
+          System.nanoTime() - sentNanos);
+    }
+    held = null;
     reset();
   }
 
@@ -342,6 +392,10 @@ final class UpstreamAttempt {
       case FAILED -> AttemptOutcome.FAILED;
       default -> committed ? AttemptOutcome.WON : AttemptOutcome.LOST;
     };
+  }
+
+  private LatencyStats stats() {
+    return dispatch.services().stats();
   }
 
   private void cancelTimer() {

@@ -1,11 +1,10 @@
 package io.llmproxy.routing;
 
 import io.llmproxy.config.Strategy;
+import io.llmproxy.stats.LatencyStats;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Predicate;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /** Picks one backend of a candidate group (SPEC §6.2). Implementations are thread-safe. */
 public interface LoadBalancer {
@@ -13,28 +12,26 @@ public interface LoadBalancer {
   /**
    * @param group    the model's candidates
    * @param eligible which of them may be picked now
+   * @param model    the model the backends are sent (latency statistics are kept per model)
+   * @param stream   whether the request streams (TTFT statistics) or not (latency)
    * @return the pick, or null when none is eligible
    */
-  Backend pick(CandidateGroup group, Predicate<Backend> eligible);
+  Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream);
 
-  static LoadBalancer of(Strategy strategy) {
+  static LoadBalancer of(Strategy strategy, LatencyStats stats) {
     return switch (strategy) {
       case ROUND_ROBIN -> new RoundRobin();
       case WEIGHTED_ROUND_ROBIN -> new SmoothWeightedRoundRobin();
       case LEAST_CONNECTIONS -> new LeastConnections();
       case RANDOM -> new WeightedRandom();
-      case LATENCY_BASED -> {
-        Logger log = LoggerFactory.getLogger(LoadBalancer.class);
-        log.warn("load_balance_strategy latency_based has no effect yet; using weighted_round_robin");
-        yield new SmoothWeightedRoundRobin();
-      }
+      case LATENCY_BASED -> new PeakEwmaP2C(stats);
     };
   }
 
   /** Each eligible backend in turn, ignoring weights. */
   final class RoundRobin implements LoadBalancer {
     @Override
-    public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
+    public Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream) {
       List<Backend> bs = group.backends();
       int n = bs.size();
       long start = group.cursor.getAndIncrement();
@@ -55,7 +52,7 @@ public interface LoadBalancer {
    */
   final class SmoothWeightedRoundRobin implements LoadBalancer {
     @Override
-    public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
+    public Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream) {
       List<Backend> bs = group.backends();
       synchronized (group) {
         double[] current = group.currentWeights;
@@ -85,7 +82,7 @@ public interface LoadBalancer {
   /** Fewest in-flight requests per unit of (effective) weight; ties broken at random. */
   final class LeastConnections implements LoadBalancer {
     @Override
-    public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
+    public Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream) {
       Backend best = null;
       double bestLoad = Double.MAX_VALUE;
       int ties = 0;
@@ -110,7 +107,7 @@ public interface LoadBalancer {
   /** Random, in proportion to weight. */
   final class WeightedRandom implements LoadBalancer {
     @Override
-    public Backend pick(CandidateGroup group, Predicate<Backend> eligible) {
+    public Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream) {
       double total = 0;
       for (Backend b : group.backends()) {
         if (eligible.test(b)) {
@@ -132,6 +129,42 @@ public interface LoadBalancer {
         }
       }
       return last; // eligibility changed between the two passes
+    }
+  }
+
+  /**
+   * {@code latency_based} (SPEC §6.2): power of two choices over peak EWMA. Two eligible candidates
+   * are drawn at random, with probability in proportion to their (effective) weights, and the one
+   * with the lower cost wins: its peak-EWMA TTFT (latency when not streaming) times its requests in
+   * flight plus one, divided by its weight. A candidate with no sample yet costs nothing, so it is
+   * tried; two draws rather than the minimum keep the traffic from herding onto the one fastest
+   * backend.
+   */
+  final class PeakEwmaP2C implements LoadBalancer {
+    private final LatencyStats stats;
+    private final WeightedRandom draw = new WeightedRandom();
+
+    PeakEwmaP2C(LatencyStats stats) {
+      this.stats = java.util.Objects.requireNonNull(stats, "stats");
+    }
+
+    @Override
+    public Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream) {
+      Backend a = draw.pick(group, eligible, model, stream);
+      if (a == null) {
+        return null;
+      }
+      Backend b = draw.pick(group, eligible.and(x -> x != a), model, stream);
+      if (b == null) {
+        return a;
+      }
+      return cost(b, model, stream) < cost(a, model, stream) ? b : a;
+    }
+
+    double cost(Backend b, String model, boolean stream) {
+      LatencyStats.Kind kind = stream ? LatencyStats.Kind.TTFT : LatencyStats.Kind.LATENCY;
+      double ewma = stats.entry(b.name(), model, kind).ewma().get(stats.now());
+      return ewma * (b.inflight() + 1) / b.effectiveWeight();
     }
   }
 }

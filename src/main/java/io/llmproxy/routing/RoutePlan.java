@@ -18,6 +18,9 @@ public final class RoutePlan {
   private final String clientModel;
   private final CandidateGroup group;
   private final String affinityKey;
+  /** The model sent to the backends and whether the request streams: what latency statistics are kept under. */
+  private final String model;
+  private final boolean stream;
   private final List<Backend> tried = new ArrayList<>(2);
   private List<Backend> fallbackOrder;
   private boolean panicCounted;
@@ -25,9 +28,12 @@ public final class RoutePlan {
   /** A backend picked for one attempt; a {@code canary} is a half-open probe whose outcome decides its state. */
   public record Pick(Backend backend, boolean canary) {}
 
-  RoutePlan(Router router, String clientModel, CandidateGroup group, String affinityKey) {
+  RoutePlan(Router router, String clientModel, String model, boolean stream, CandidateGroup group,
+      String affinityKey) {
     this.router = router;
     this.clientModel = clientModel;
+    this.model = model;
+    this.stream = stream;
     this.group = group;
     this.affinityKey = affinityKey;
   }
@@ -53,7 +59,18 @@ public final class RoutePlan {
 
   /** The next backend, with an in-flight slot taken; null when every candidate is at max_concurrent. */
   public Pick next() {
-    Pick p = pick();
+    return record(pick(null, true));
+  }
+
+  /**
+   * The next backend for a parallel attempt (a race or a hedge): never one already tried, and among
+   * the routable ones those {@code prefer} accepts first; null when no untried candidate has room.
+   */
+  public Pick next(Predicate<Backend> prefer) {
+    return record(pick(prefer, false));
+  }
+
+  private Pick record(Pick p) {
     if (p != null) {
       if (tried.isEmpty()) {
         fallbackOrder = router.fallbackAfter(p.backend(), clientModel);
@@ -63,8 +80,14 @@ public final class RoutePlan {
     return p;
   }
 
-  private Pick pick() {
+  private Pick pick(Predicate<Backend> prefer, boolean allowTried) {
     Predicate<Backend> untriedRoutable = b -> b.routable() && !tried.contains(b) && b.hasCapacity();
+    if (prefer != null) {
+      Pick p = choose(untriedRoutable.and(prefer));
+      if (p != null) {
+        return p;
+      }
+    }
     if (fallbackOrder != null) {
       for (Backend b : fallbackOrder) {
         if (group.backends().contains(b) && untriedRoutable.test(b)) {
@@ -79,19 +102,21 @@ public final class RoutePlan {
     if (p != null) {
       return p;
     }
-    p = choose(x -> x.routable() && x.hasCapacity());
-    if (p != null) {
-      return p;
+    if (allowTried) {
+      p = choose(x -> x.routable() && x.hasCapacity());
+      if (p != null) {
+        return p;
+      }
     }
     if (anyRoutable()) {
-      return null; // routable backends exist but all are at max_concurrent
+      return null; // routable backends exist but all are tried or at max_concurrent
     }
     if (!panicCounted) {
       panicCounted = true;
       router.metrics().panicRouted();
     }
     p = panic(false);
-    return p != null ? p : panic(true);
+    return p != null || !allowTried ? p : panic(true);
   }
 
   /** Panic mode: the candidate whose cooldown ends soonest (untried ones first unless {@code again}). */
@@ -128,7 +153,7 @@ public final class RoutePlan {
     for (int i = 0; i < 8; i++) {
       Backend b = affinityKey != null
           ? Rendezvous.pick(group.backends(), eligible, affinityKey)
-          : router.balancer().pick(group, eligible);
+          : router.balancer().pick(group, eligible, model, stream);
       if (b == null) {
         return null;
       }

@@ -5,6 +5,7 @@ import static java.util.Objects.requireNonNull;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.config.RoutingConfig.FallbackRule;
 import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.stats.LatencyStats;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.LinkedHashSet;
@@ -32,10 +33,10 @@ public final class Router {
   /** A fallback rule with its backends resolved. */
   record Chain(Backend primary, List<Backend> fallback, List<Glob> models) {}
 
-  public Router(GatewayConfig config, List<Backend> backends, GatewayMetrics metrics) {
+  public Router(GatewayConfig config, List<Backend> backends, GatewayMetrics metrics, LatencyStats stats) {
     this.backends = List.copyOf(backends);
     this.mapping = config.routing().modelMapping();
-    this.balancer = LoadBalancer.of(config.strategy());
+    this.balancer = LoadBalancer.of(config.strategy(), stats);
     this.metrics = requireNonNull(metrics, "metrics");
     this.all = new CandidateGroup(this.backends);
     List<Chain> cs = new ArrayList<>();
@@ -96,10 +97,13 @@ public final class Router {
    * Starts the routing of one request.
    *
    * @param clientModel the model as the client named it, null when the request names none
+   * @param sentModel   the model as the backends get it (after mapping), null when none
+   * @param stream      whether the request streams (latency statistics differ)
    * @param affinityKey the session-affinity header's value, or null
    */
-  public RoutePlan plan(String clientModel, CandidateGroup group, String affinityKey) {
-    return new RoutePlan(this, clientModel, group, affinityKey);
+  public RoutePlan plan(String clientModel, String sentModel, boolean stream, CandidateGroup group,
+      String affinityKey) {
+    return new RoutePlan(this, clientModel, sentModel, stream, group, affinityKey);
   }
 
   LoadBalancer balancer() {

@@ -168,9 +168,10 @@ final class ClientExchange implements Downstream {
     String affinityKey = affinity == null ? null : req.getHeader(affinity.header());
     Buffer upstreamBody = sentModel == null ? body : parsed.withModel(sentModel);
     RequestSpec spec = new RequestSpec(req.method(), pathAndQuery(), req.headers(), clientIp(), requestId,
-        upstreamBody, stream, clientModel);
-    dispatch = new Dispatch(vertx.getOrCreateContext(), services.timeouts(), client, services.metrics(), router.plan(clientModel, group, affinityKey),
-        services.config().routing(), spec, this);
+        upstreamBody, stream, clientModel, sentModel);
+    boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader("x-llmproxy-hedge"));
+    dispatch = new Dispatch(vertx.getOrCreateContext(), client, services.proxy(), services.config().routing(),
+        router.plan(clientModel, sentModel, stream, group, affinityKey), spec, this, hedgeable);
     dispatch.start();
   }
 
@@ -200,7 +201,7 @@ final class ClientExchange implements Downstream {
   // ---- Downstream: driven by the dispatch
 
   @Override
-  public void commit(Backend backend, int attempts, HttpClientResponse response) {
+  public void commit(Backend backend, int attempts, boolean hedged, HttpClientResponse response) {
     status = response.statusCode();
     resp.setStatusCode(status);
     String message = response.statusMessage();
@@ -212,6 +213,9 @@ final class ClientExchange implements Downstream {
     out.set("x-request-id", requestId);
     out.set("x-llmproxy-backend", backend.name());
     out.set("x-llmproxy-attempts", Integer.toString(attempts));
+    if (hedged) {
+      out.set("x-llmproxy-hedged", "true");
+    }
     if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
       resp.setChunked(true);
     }
@@ -336,6 +340,7 @@ final class ClientExchange implements Downstream {
         m.overhead(overhead);
       }
       usage = dispatch.usage();
+      dispatch.completed();
       if (usage.known() && dispatch.winnerBackend() != null) {
         m.tokens(clientModel, backendName, usage.promptTokens(), usage.completionTokens());
       }
@@ -344,7 +349,7 @@ final class ClientExchange implements Downstream {
     if (log.enabled()) {
       log.log(new AccessLog.Entry(System.currentTimeMillis(), requestId, req.method().name(), req.path(), clientIp(), clientModel, sentModel,
           backend == null ? null : backend.name(), dispatch == null ? 0 : dispatch.attemptCount(),
-          false, status, stream, ttftMs, (now - receivedNanos) / 1e6, usage.promptTokens(),
+          dispatch != null && dispatch.hedgedRequest(), status, stream, ttftMs, (now - receivedNanos) / 1e6, usage.promptTokens(),
           usage.completionTokens(), bytesOut, error));
     }
   }

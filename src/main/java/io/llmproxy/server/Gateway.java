@@ -5,15 +5,19 @@ import static java.util.Objects.requireNonNull;
 import io.llmproxy.config.BackendConfig;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.config.OutlierDetectionConfig;
+import io.llmproxy.config.RoutingConfig;
 import io.llmproxy.config.ValueParsers;
 import io.llmproxy.health.ActiveHealthChecker;
 import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.BackendState;
 import io.llmproxy.proxy.BodyScanner;
+import io.llmproxy.proxy.ProxyServices;
 import io.llmproxy.proxy.Timeouts;
 import io.llmproxy.routing.Backend;
+import io.llmproxy.routing.HedgeBudget;
 import io.llmproxy.routing.Router;
+import io.llmproxy.stats.LatencyStats;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -41,7 +45,7 @@ public final class Gateway {
 
   /** Sections of the config whose features come in later releases: accepted, and said to do nothing yet. */
   private static final List<String> NOT_YET_EFFECTIVE = List.of(
-      "routing.hedge", "rate_limit", "auth", "api_keys", "usage_hook", "admin", "data_dir");
+      "rate_limit", "auth", "api_keys", "usage_hook", "admin", "data_dir");
 
   private final Vertx vertx;
   private final GatewayConfig config;
@@ -52,6 +56,8 @@ public final class Gateway {
   private final Readiness readiness;
   private final AccessLog accessLog;
   private final Timeouts timeouts = new Timeouts();
+  private final LatencyStats stats;
+  private final HedgeBudget budget;
   private final HttpClientAgent probeClient;
   private final List<GatewayVerticle> verticles = new ArrayList<>();
   private String deploymentId;
@@ -70,7 +76,9 @@ public final class Gateway {
       metrics.backendGauges(b.name(), b.config().region(), b, x -> x.routable() ? 1 : 0, Backend::inflight);
       metrics.backendStates(b.name(), state -> stateOf(b) == state ? 1 : 0);
     }
-    this.router = new Router(config, backends, metrics);
+    this.stats = new LatencyStats(System::nanoTime, this::thresholdGauge);
+    this.budget = new HedgeBudget(config.routing().hedge().budgetPercent(), System::nanoTime);
+    this.router = new Router(config, backends, metrics, stats);
     this.probeClient = vertx.createHttpClient(
         new HttpClientOptions().setKeepAlive(true).setTcpNoDelay(true).setName("llmproxy-probes"),
         new PoolOptions().setHttp1MaxSize(2));
@@ -101,6 +109,24 @@ public final class Gateway {
                 GatewayMetrics.label(from));
           }
         });
+  }
+
+  /**
+   * {@code llmproxy_hedge_threshold_ms} for a new statistics entry: the percentile of its window the
+   * hedge uses, clamped as the hedge clamps it (the fixed threshold, when one is set).
+   */
+  private void thresholdGauge(String backend, String model, LatencyStats.Kind kind, LatencyStats.Entry entry) {
+    RoutingConfig.HedgeConfig h = config.routing().hedge();
+    if (!h.enabled()) {
+      return;
+    }
+    long min = h.minThreshold().toNanos();
+    long max = h.maxThreshold().toNanos();
+    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT, () -> {
+      long t = h.threshold().fixed() != null ? h.threshold().fixed().toNanos()
+          : entry.window().percentileNanos(h.threshold().percentile(), System.nanoTime());
+      return Math.max(min, Math.min(max, t < 0 ? max : t)) / 1e6;
+    });
   }
 
   /** The state {@code llmproxy_backend_state} shows: down by its health check, else its passive state. */
@@ -143,7 +169,8 @@ public final class Gateway {
         LOG.warn("{} has no effect yet", section);
       }
     }
-    GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness, timeouts);
+    GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness,
+        new ProxyServices(timeouts, metrics, stats, budget));
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
     return vertx.deployVerticle(() -> {

@@ -2,10 +2,14 @@ package io.llmproxy.server;
 
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.proxy.ProxyServices;
 import io.llmproxy.proxy.Timeouts;
 import io.llmproxy.routing.Router;
 
-/** What every event loop's server shares: the config, the router, metrics, logs, readiness and the timeout wheel. */
+/**
+ * What every event loop's server shares: the config, the router, metrics, logs, readiness, and what
+ * the dispatches share (the timeout wheel, latency statistics, the hedging budget).
+ */
 record GatewayServices(
     GatewayConfig config,
     Router router,
@@ -13,4 +17,9 @@ record GatewayServices(
     AccessLog accessLog,
     ModelCatalog models,
     Readiness readiness,
-    Timeouts timeouts) {}
+    ProxyServices proxy) {
+
+  Timeouts timeouts() {
+    return proxy.timeouts();
+  }
+}

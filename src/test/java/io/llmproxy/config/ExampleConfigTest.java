@@ -85,7 +85,7 @@ class ExampleConfigTest {
   @Test
   void sectionsNotYetInEffectSaySo() throws IOException {
     List<String> lines = example().lines().toList();
-    for (String section : List.of("hedge", "rate_limit", "auth", "api_keys", "usage_hook",
+    for (String section : List.of("rate_limit", "auth", "api_keys", "usage_hook",
         "admin")) {
       assertThat(lines).as(section).anySatisfy(line -> assertThat(line)
           .matches("\\s*" + section + ":.*")

@@ -63,7 +63,6 @@ class StartupWarningsTest {
             health_check: {enabled: false}
             """, INSTANT)) {
       assertThat(warnings()).containsExactlyInAnyOrder(
-          "routing.hedge has no effect yet",
           "rate_limit has no effect yet",
           "auth has no effect yet",
           "api_keys has no effect yet",
@@ -88,7 +87,7 @@ class StartupWarningsTest {
             rate_limit: {enabled: false}
             health_check: {enabled: false}
             """, INSTANT)) {
-      assertThat(warnings()).containsExactlyInAnyOrder("routing.hedge has no effect yet", "rate_limit has no effect yet");
+      assertThat(warnings()).containsExactlyInAnyOrder("rate_limit has no effect yet");
       assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("m", false)).status()).isEqualTo(200);
       assertThat(gw.posts(0)).hasSize(1);
     }
