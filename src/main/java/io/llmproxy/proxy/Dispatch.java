@@ -126,7 +126,7 @@ public final class Dispatch {
       onTotalTimeout();
     });
     if (!hedged) {
-      if (!launch(null)) {
+      if (!launch(null, false)) {
         giveUp();
       }
       return;
@@ -134,7 +134,7 @@ public final class Dispatch {
     services.budget().request();
     if (hedgeConfig.coldStartRace() && anyUnknown()) {
       race();
-    } else if (launch(null)) {
+    } else if (launch(null, false)) {
       scheduleHedge();
     } else {
       giveUp();
@@ -241,15 +241,19 @@ public final class Dispatch {
     if (losers > 0) {
       metrics.wastedTokens(prompt * losers, output);
     }
-    if (winner != attempts.get(0) && raced) {
+    if (winner.hedge) {
       metrics.hedge(spec.modelLabel(), HedgeOutcome.WON);
     }
   }
 
   // ---- attempts
 
-  /** Starts an attempt on the next candidate ({@code prefer} first, when given); false when none has room. */
-  private boolean launch(java.util.function.Predicate<Backend> prefer) {
+  /**
+   * Starts an attempt on the next candidate; false when none has room. With {@code prefer} (a race
+   * entry or a hedge) only untried candidates qualify, those {@code prefer} accepts first; without
+   * it (the first attempt, a retry) a tried one may come again when no other is left.
+   */
+  private boolean launch(java.util.function.Predicate<Backend> prefer, boolean asHedge) {
     RoutePlan.Pick pick = prefer == null ? plan.next() : plan.next(prefer);
     if (pick == null) {
       return false;
@@ -257,6 +261,7 @@ public final class Dispatch {
     Backend b = pick.backend();
     UpstreamAttempt a = new UpstreamAttempt(this, context, services.timeouts(), metrics, b, pick.canary(),
         spec.stream(), firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
+    a.hedge = asHedge;
     attempts.add(a);
     if (inFlight() > 1) {
       raced = true;
@@ -308,7 +313,7 @@ public final class Dispatch {
 
   /** Cold start: up to max_parallel attempts at once, the candidates with too few samples first. */
   private void race() {
-    if (!launch(this::unknown)) {
+    if (!launch(this::unknown, false)) {
       giveUp();
       return;
     }
@@ -318,7 +323,7 @@ public final class Dispatch {
         metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
         break;
       }
-      if (!launch(this::unknown)) {
+      if (!launch(this::unknown, false)) {
         break;
       }
       extra++;
@@ -370,7 +375,7 @@ public final class Dispatch {
       metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
       return;
     }
-    if (launch(null)) {
+    if (launch(b -> true, true)) {
       metrics.hedge(spec.modelLabel(), HedgeOutcome.SENT);
       scheduleHedge();
     }
@@ -531,7 +536,7 @@ public final class Dispatch {
         && System.nanoTime() < deadlineNanos) {
       retries++;
       metrics.retry(reason);
-      launch(null);
+      launch(null, false);
     }
     scheduleHedge();
   }
@@ -611,7 +616,7 @@ public final class Dispatch {
   }
 
   private void relaunch() {
-    if (!launch(null)) {
+    if (!launch(null, false)) {
       giveUp();
     } else if (hedged) {
       scheduleHedge();

@@ -75,6 +75,8 @@ final class UpstreamAttempt {
   private long heldBytes;
 
   final long startNanos;
+  /** Started as a hedge (after the threshold), not as the first attempt, a race entry or a retry. */
+  boolean hedge;
   long sentNanos;
   long headNanos;
   long firstByteNanos;
