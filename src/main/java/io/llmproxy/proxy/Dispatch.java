@@ -473,15 +473,24 @@ public final class Dispatch {
     }
   }
 
+  /**
+   * An attempt's response is complete, just before the attempt ends (and counts its outcome). With
+   * no winner yet, it is the winner: a complete non-streaming 2xx answer, a stream that ended without
+   * a token, or (single mode) a response without a body byte.
+   */
+  void onComplete(UpstreamAttempt a) {
+    if (finished || winner != null) {
+      return;
+    }
+    decidedNanos = System.nanoTime();
+    commit(a);
+    flushHeld(a, a.scanner() != null && a.scanner().firstTokenSeen());
+  }
+
+  /** An attempt's response ended (after {@link #onComplete}): the winner's ends the client's response. */
   void onEnd(UpstreamAttempt a) {
     if (finished) {
       return;
-    }
-    if (winner == null) {
-      // A 2xx that ended: a complete non-streaming answer, or a stream that ended without a token.
-      decidedNanos = System.nanoTime();
-      commit(a);
-      flushHeld(a, a.scanner() != null && a.scanner().firstTokenSeen());
     }
     if (a == winner) {
       finish();
