@@ -431,7 +431,7 @@ public final class Dispatch {
         lastFailure = null;
         lastDiscardedStatus = status;
         a.discard();
-        replaceAtOnce(reason);
+        replaceAtOnce(a, reason);
         return;
       }
       long delay = retryDelay(retryAfter);
@@ -460,8 +460,7 @@ public final class Dispatch {
         a.hold(chunk);
         if (spec.stream() ? firstToken : a.heldBytes() > MAX_HELD_BYTES) {
           decidedNanos = System.nanoTime();
-          commit(a);
-          flushHeld(a, firstToken);
+          commit(a, firstToken);
         }
         return;
       }
@@ -478,15 +477,23 @@ public final class Dispatch {
     }
   }
 
+  /**
+   * An attempt's response is complete, just before the attempt ends (and counts its outcome). With
+   * no winner yet, it is the winner: a complete non-streaming 2xx answer, a stream that ended without
+   * a token, or (single mode) a response without a body byte.
+   */
+  void onComplete(UpstreamAttempt a) {
+    if (finished || winner != null) {
+      return;
+    }
+    decidedNanos = System.nanoTime();
+    commit(a, a.scanner() != null && a.scanner().firstTokenSeen());
+  }
+
+  /** An attempt's response ended (after {@link #onComplete}): the winner's ends the client's response. */
   void onEnd(UpstreamAttempt a) {
     if (finished) {
       return;
-    }
-    if (winner == null) {
-      // A 2xx that ended: a complete non-streaming answer, or a stream that ended without a token.
-      decidedNanos = System.nanoTime();
-      commit(a);
-      flushHeld(a, a.scanner() != null && a.scanner().firstTokenSeen());
     }
     if (a == winner) {
       finish();
@@ -515,7 +522,7 @@ public final class Dispatch {
       case FIRST_TOKEN_TIMEOUT -> RetryReason.FIRST_TOKEN_TIMEOUT;
     };
     if (hedged && inFlight() > 0) {
-      replaceAtOnce(reason);
+      replaceAtOnce(a, reason);
       return;
     }
     long delay = retryDelay(-1);
@@ -529,14 +536,15 @@ public final class Dispatch {
 
   /**
    * Hedged, with other attempts still running: a failed or dropped one is replaced at once by an
-   * untried candidate, if retries are left; otherwise the others carry on.
+   * untried candidate, if retries are left; otherwise the others carry on. A failed hedge's
+   * replacement is a hedge too: if it wins, the hedge won.
    */
-  private void replaceAtOnce(RetryReason reason) {
+  private void replaceAtOnce(UpstreamAttempt failed, RetryReason reason) {
     if (retries < retry.maxRetries() && retry.enabled() && plan.hasUntried()
         && System.nanoTime() < deadlineNanos) {
       retries++;
       metrics.retry(reason);
-      launch(null, false);
+      launch(null, failed.hedge);
     }
     scheduleHedge();
   }
@@ -624,16 +632,25 @@ public final class Dispatch {
   }
 
   private void commit(UpstreamAttempt a) {
+    commit(a, false);
+  }
+
+  /**
+   * {@code a} answers the client: its head and the bytes held so far go out first, then the others
+   * are cancelled (the client's first token does not wait for their sockets to close).
+   */
+  private void commit(UpstreamAttempt a, boolean firstTokenHeld) {
     winner = a;
     cancelHedgeTimer();
     a.markCommitted();
+    down.drainHandler(a::resume);
+    down.commit(a.backend(), attempts.size(), raced, a.response());
+    flushHeld(a, firstTokenHeld);
     for (UpstreamAttempt other : attempts) {
       if (other != a) {
         other.cancel(CancelReason.HEDGE_LOSER);
       }
     }
-    down.drainHandler(a::resume);
-    down.commit(a.backend(), attempts.size(), raced, a.response());
   }
 
   /** Hedged: the winner's bytes held before the commit go out in order. */

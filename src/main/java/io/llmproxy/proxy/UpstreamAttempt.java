@@ -258,6 +258,12 @@ final class UpstreamAttempt {
     if (!stream && response.statusCode() / 100 == 2) {
       stats().record(backend.name(), dispatch.statsModel(), LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
     }
+    // An answer that completes undecided (not streaming, hedged; or no body byte before its end)
+    // wins here: committed before it counts how it ended, so it counts as won, not lost.
+    dispatch.onComplete(this);
+    if (isDone()) {
+      return;
+    }
     end(State.ENDED);
     // A complete exchange: the connection may serve another, unless the backend said it closes.
     lease.release(!"close".equalsIgnoreCase(response.getHeader(HttpHeaders.CONNECTION))

@@ -76,6 +76,27 @@ public final class TestClient {
       return body().toString(StandardCharsets.UTF_8);
     }
 
+    /** The generated text of an OpenAI stream: its {@code delta.content} or {@code text} pieces, joined. */
+    public String content() {
+      StringBuilder b = new StringBuilder();
+      for (Event e : events()) {
+        if (!e.data().startsWith("{")) {
+          continue;
+        }
+        io.vertx.core.json.JsonArray choices = new JsonObject(e.data()).getJsonArray("choices");
+        if (choices == null || choices.isEmpty()) {
+          continue;
+        }
+        JsonObject choice = choices.getJsonObject(0);
+        JsonObject delta = choice.getJsonObject("delta");
+        String piece = delta != null ? delta.getString("content") : choice.getString("text");
+        if (piece != null) {
+          b.append(piece);
+        }
+      }
+      return b.toString();
+    }
+
     /** SSE events ("data: ..." payloads) with the arrival time of the chunk that completed each. */
     public List<Event> events() {
       List<Event> events = new ArrayList<>();
