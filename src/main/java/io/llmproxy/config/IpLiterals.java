@@ -6,7 +6,7 @@ import java.util.Arrays;
  * Parses IPv4 and IPv6 address literals and CIDR blocks by hand, so that a host name is refused and
  * never looked up in DNS.
  */
-final class IpLiterals {
+public final class IpLiterals {
 
   private IpLiterals() {}
 
@@ -16,7 +16,7 @@ final class IpLiterals {
    *
    * @throws IllegalArgumentException with a message naming what is wrong
    */
-  static void checkAddressOrCidr(String text) {
+  public static void checkAddressOrCidr(String text) {
     String s = text.strip();
     int slash = s.indexOf('/');
     String address = slash < 0 ? s : s.substring(0, slash);

@@ -301,7 +301,7 @@ public final class ValueParsers {
    * An ISO-8601 instant or offset date-time ({@code 2026-12-31T23:59:59Z}, {@code 2026-12-31T23:59:59+08:00}),
    * or a date ({@code 2026-12-31}) meaning the end of that day in UTC.
    */
-  static Instant expiry(String text) {
+  public static Instant expiry(String text) {
     String s = text.strip();
     try {
       return OffsetDateTime.parse(s).toInstant();

@@ -90,6 +90,12 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String ACCESS_LOG_DROPPED = "llmproxy.access.log.dropped";
   /** Requests sent to every candidate although none was healthy (SPEC §6.1 panic mode). */
   public static final String PANIC_ROUTED = "llmproxy.panic.routed";
+  /** {@code llmproxy_rate_limited_total{scope,kind}}: requests refused by a rate limit. */
+  public static final String RATE_LIMITED = "llmproxy.rate.limited";
+  /** {@code llmproxy_quota_exceeded_total}: requests refused for an exhausted quota. */
+  public static final String QUOTA_EXCEEDED = "llmproxy.quota.exceeded";
+  /** {@code llmproxy_auth_failures_total{reason}}: requests refused by authentication or a key's rules. */
+  public static final String AUTH_FAILURES = "llmproxy.auth.failures";
 
   // Bucket bounds in milliseconds.
   private static final double[] LATENCY_BUCKETS_MS = {
@@ -148,6 +154,9 @@ public final class GatewayMetrics implements AutoCloseable {
   private final Map<RetryReason, Counter> retries = new EnumMap<>(RetryReason.class);
   private final Map<RefusalReason, Counter> refusals = new EnumMap<>(RefusalReason.class);
   private final Counter panicRouted;
+  private final Counter quotaExceeded;
+  private final Map<String, Counter> rateLimited = new ConcurrentHashMap<>();
+  private final Map<String, Counter> authFailures = new ConcurrentHashMap<>();
   private final JvmGcMetrics gcMetrics;
 
   private record RequestKey(String model, String backend, int status, boolean stream) {}
@@ -185,6 +194,8 @@ public final class GatewayMetrics implements AutoCloseable {
     wastedCompletion = Counter.builder(WASTED_TOKENS).description("Tokens spent by cancelled losers (estimated)")
         .tag("type", "completion").register(registry);
     panicRouted = Counter.builder(PANIC_ROUTED).description("Requests routed while no candidate was healthy")
+        .register(registry);
+    quotaExceeded = Counter.builder(QUOTA_EXCEEDED).description("Requests refused because the key's quota is used up")
         .register(registry);
   }
 
@@ -276,6 +287,24 @@ public final class GatewayMetrics implements AutoCloseable {
 
   public void panicRouted() {
     panicRouted.increment();
+  }
+
+  /** A request refused by a rate limit: {@code scope} global or key, {@code kind} requests, tokens or concurrency. */
+  public void rateLimited(String scope, String kind) {
+    rateLimited.computeIfAbsent(scope + '|' + kind, k -> Counter.builder(RATE_LIMITED)
+        .description("Requests refused by a rate limit").tags("scope", scope, "kind", kind).register(registry))
+        .increment();
+  }
+
+  public void quotaExceeded() {
+    quotaExceeded.increment();
+  }
+
+  /** {@code reason}: missing, invalid, disabled, expired, ip_not_allowed, model_not_allowed. */
+  public void authFailure(String reason) {
+    authFailures.computeIfAbsent(reason, r -> Counter.builder(AUTH_FAILURES)
+        .description("Requests refused by authentication or a key's rules").tag("reason", r).register(registry))
+        .increment();
   }
 
   /** Registers the count of dropped access-log lines, read at scrape time. */

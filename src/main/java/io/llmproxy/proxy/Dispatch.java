@@ -189,6 +189,11 @@ public final class Dispatch {
     return attempts.isEmpty() ? null : attempts.get(attempts.size() - 1).backend();
   }
 
+  /** Output events the winner's stream carried so far (a token estimate when the backend gives no usage). */
+  public int outputEvents() {
+    return winner == null || winner.scanner() == null ? 0 : winner.scanner().outputEvents();
+  }
+
   public Usage usage() {
     return winner == null || winner.scanner() == null ? Usage.NONE : winner.scanner().usage();
   }

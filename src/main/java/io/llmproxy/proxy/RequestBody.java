@@ -9,6 +9,7 @@ import io.netty.buffer.ByteBuf;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 
 /**
  * A client's JSON request body, of which only {@code model} and {@code stream} are read. The bytes
@@ -25,13 +26,28 @@ public final class RequestBody {
   private final boolean stream;
   private final int modelStart;
   private final int modelEnd;
+  /** {@code stream_options.include_usage} is true. */
+  private final boolean includeUsage;
+  /** Where {@code "include_usage":true} goes: after the {@code stream_options} object's '{', or -1. */
+  private final int streamOptionsOpen;
+  /** The offsets of a {@code false} or {@code null} value of {@code include_usage}, or -1. */
+  private final int includeUsageStart;
+  private final int includeUsageEnd;
+  /** The offset of the top-level object's closing '}'. */
+  private final int objectEnd;
 
-  private RequestBody(Buffer raw, String model, boolean stream, int modelStart, int modelEnd) {
+  private RequestBody(Buffer raw, String model, boolean stream, int modelStart, int modelEnd, boolean includeUsage,
+      int streamOptionsOpen, int includeUsageStart, int includeUsageEnd, int objectEnd) {
     this.raw = raw;
     this.model = model;
     this.stream = stream;
     this.modelStart = modelStart;
     this.modelEnd = modelEnd;
+    this.includeUsage = includeUsage;
+    this.streamOptionsOpen = streamOptionsOpen;
+    this.includeUsageStart = includeUsageStart;
+    this.includeUsageEnd = includeUsageEnd;
+    this.objectEnd = objectEnd;
   }
 
   /** Why a body could not be used; the message is for the client. */
@@ -69,6 +85,11 @@ public final class RequestBody {
     boolean stream = false;
     int start = -1;
     int end = -1;
+    boolean includeUsage = false;
+    int optionsOpen = -1;
+    int usageStart = -1;
+    int usageEnd = -1;
+    int objectEnd;
     try (JsonParser p = JSON.createParser(a, off, len)) {
       if (p.nextToken() != JsonToken.START_OBJECT) {
         throw new InvalidBodyException("The request body must be a JSON object.", null);
@@ -91,6 +112,24 @@ public final class RequestBody {
           } else if (v != JsonToken.VALUE_NULL) {
             throw new InvalidBodyException("'stream' must be a boolean.", "stream");
           }
+        } else if ("stream_options".equals(name) && v == JsonToken.START_OBJECT) {
+          optionsOpen = (int) p.currentLocation().getByteOffset() - off;
+          JsonToken o;
+          while ((o = p.nextToken()) == JsonToken.FIELD_NAME) {
+            String option = p.currentName();
+            JsonToken ov = p.nextToken();
+            if ("include_usage".equals(option)) {
+              includeUsage = ov == JsonToken.VALUE_TRUE;
+              if (ov == JsonToken.VALUE_FALSE || ov == JsonToken.VALUE_NULL) {
+                usageStart = (int) p.currentTokenLocation().getByteOffset() - off;
+                usageEnd = (int) p.currentLocation().getByteOffset() - off;
+              }
+            }
+            p.skipChildren();
+          }
+          if (o != JsonToken.END_OBJECT) {
+            throw new InvalidBodyException("The request body is not valid JSON.", null);
+          }
         } else {
           p.skipChildren();
         }
@@ -98,6 +137,7 @@ public final class RequestBody {
       if (t != JsonToken.END_OBJECT) {
         throw new InvalidBodyException("The request body is not valid JSON.", null);
       }
+      objectEnd = (int) p.currentTokenLocation().getByteOffset() - off;
       if (p.nextToken() != null) {
         throw new InvalidBodyException("The request body has data after the JSON object.", null);
       }
@@ -106,12 +146,17 @@ public final class RequestBody {
     } catch (IOException e) {
       throw new InvalidBodyException("The request body could not be read.", null);
     }
-    return new RequestBody(body, model, stream, start, end);
+    return new RequestBody(body, model, stream, start, end, includeUsage, optionsOpen, usageStart, usageEnd, objectEnd);
   }
 
   /** A body that is not parsed (not JSON, or a route that does not need a model). */
   public static RequestBody opaque(Buffer body) {
-    return new RequestBody(body, null, false, -1, -1);
+    return new RequestBody(body, null, false, -1, -1, false, -1, -1, -1, -1);
+  }
+
+  /** The client asked for usage in its stream ({@code stream_options.include_usage: true}). */
+  public boolean includeUsage() {
+    return includeUsage;
   }
 
   /** The top-level {@code model}, or null. */
@@ -130,14 +175,84 @@ public final class RequestBody {
 
   /** The body with {@code model} replaced, every other byte unchanged. */
   public Buffer withModel(String newModel) {
-    if (modelStart < 0 || newModel.equals(model)) {
+    return rewrite(newModel, false);
+  }
+
+  /**
+   * The body with {@code model} replaced (when {@code newModel} is not null and differs) and, when
+   * {@code askUsage}, {@code stream_options.include_usage} set to true (SPEC §5: the gateway asks the
+   * backend for a stream's usage). Every other byte is unchanged.
+   */
+  public Buffer rewrite(String newModel, boolean askUsage) {
+    byte[] modelBytes = null;
+    if (newModel != null && modelStart >= 0 && !newModel.equals(model)) {
+      byte[] quoted = JsonStringEncoder.getInstance().quoteAsUTF8(newModel);
+      modelBytes = new byte[quoted.length + 2];
+      modelBytes[0] = '"';
+      System.arraycopy(quoted, 0, modelBytes, 1, quoted.length);
+      modelBytes[modelBytes.length - 1] = '"';
+    }
+    int usageAt = -1;
+    int usageUntil = -1;
+    byte[] usageBytes = null;
+    if (askUsage && !includeUsage && objectEnd > 0) {
+      if (includeUsageStart >= 0) {
+        usageAt = includeUsageStart;
+        usageUntil = includeUsageEnd;
+        usageBytes = "true".getBytes(StandardCharsets.US_ASCII);
+      } else if (streamOptionsOpen >= 0) {
+        usageAt = usageUntil = streamOptionsOpen;
+        boolean empty = nextNonSpace(streamOptionsOpen) == '}';
+        usageBytes = (empty ? "\"include_usage\":true" : "\"include_usage\":true,").getBytes(StandardCharsets.US_ASCII);
+      } else {
+        usageAt = usageUntil = objectEnd;
+        boolean empty = previousNonSpace(objectEnd) == '{';
+        usageBytes = (empty ? "\"stream_options\":{\"include_usage\":true}"
+            : ",\"stream_options\":{\"include_usage\":true}").getBytes(StandardCharsets.US_ASCII);
+      }
+    }
+    if (modelBytes == null && usageBytes == null) {
       return raw;
     }
-    byte[] quoted = JsonStringEncoder.getInstance().quoteAsUTF8(newModel);
-    Buffer out = Buffer.buffer(raw.length() - (modelEnd - modelStart) + quoted.length + 2);
-    out.appendBuffer(raw, 0, modelStart);
-    out.appendByte((byte) '"').appendBytes(quoted).appendByte((byte) '"');
-    out.appendBuffer(raw, modelEnd, raw.length() - modelEnd);
+    Buffer out = Buffer.buffer(raw.length() + 64 + (modelBytes == null ? 0 : modelBytes.length));
+    int pos = 0;
+    // the two splices, in the order they appear in the body (they never overlap)
+    boolean modelFirst = modelBytes != null && (usageBytes == null || modelStart < usageAt);
+    if (modelFirst) {
+      pos = splice(out, pos, modelStart, modelEnd, modelBytes);
+    }
+    if (usageBytes != null) {
+      pos = splice(out, pos, usageAt, usageUntil, usageBytes);
+    }
+    if (modelBytes != null && !modelFirst) {
+      pos = splice(out, pos, modelStart, modelEnd, modelBytes);
+    }
+    out.appendBuffer(raw, pos, raw.length() - pos);
     return out;
+  }
+
+  private int splice(Buffer out, int pos, int from, int to, byte[] with) {
+    out.appendBuffer(raw, pos, from - pos);
+    out.appendBytes(with);
+    return to;
+  }
+
+  private byte nextNonSpace(int i) {
+    while (i < raw.length() && isSpace(raw.getByte(i))) {
+      i++;
+    }
+    return i < raw.length() ? raw.getByte(i) : 0;
+  }
+
+  private byte previousNonSpace(int i) {
+    i--;
+    while (i >= 0 && isSpace(raw.getByte(i))) {
+      i--;
+    }
+    return i >= 0 ? raw.getByte(i) : 0;
+  }
+
+  private static boolean isSpace(byte b) {
+    return b == ' ' || b == '\n' || b == '\r' || b == '\t';
   }
 }

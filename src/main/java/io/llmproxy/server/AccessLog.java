@@ -5,7 +5,8 @@ import java.time.Instant;
 /**
  * One line per request (SPEC §8) on standard output, formatted and written in batches by an
  * {@link AccessLogWriter} thread so that logging costs an event loop only a queue insert. JSON by
- * default; {@code key=value} pairs with {@code logging.format: text}. Never contains a client key.
+ * default; {@code key=value} pairs with {@code logging.format: text}. Never contains a client key: the
+ * key's name and user id stand for it.
  */
 final class AccessLog implements AutoCloseable {
   private final AccessLogWriter writer;
@@ -34,7 +35,9 @@ final class AccessLog implements AutoCloseable {
       long promptTokens,
       long completionTokens,
       long bytesOut,
-      String error) {}
+      String error,
+      String keyName,
+      String userId) {}
 
   boolean enabled() {
     return writer != null;
@@ -71,6 +74,10 @@ final class AccessLog implements AutoCloseable {
     string(sb, "method", e.method());
     string(sb, "path", e.path());
     string(sb, "client_ip", e.clientIp());
+    if (e.keyName() != null || e.userId() != null) {
+      string(sb, "key_name", e.keyName());
+      string(sb, "user_id", e.userId());
+    }
     string(sb, "model", e.model());
     string(sb, "model_sent", e.modelSent());
     string(sb, "backend", e.backend());
@@ -135,8 +142,12 @@ final class AccessLog implements AutoCloseable {
     sb.append(isoMillis(e.timeMillis())).append(" access request_id=").append(e.requestId())
         .append(" method=").append(e.method())
         .append(" path=").append(e.path())
-        .append(" client_ip=").append(e.clientIp())
-        .append(" model=").append(e.model())
+        .append(" client_ip=").append(e.clientIp());
+    if (e.keyName() != null || e.userId() != null) {
+      sb.append(" key_name=\"").append(String.valueOf(e.keyName()).replace("\"", "'")).append("\" user_id=")
+          .append(e.userId());
+    }
+    sb.append(" model=").append(e.model())
         .append(" model_sent=").append(e.modelSent())
         .append(" backend=").append(e.backend())
         .append(" attempts=").append(e.attempts())

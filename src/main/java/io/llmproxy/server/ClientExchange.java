@@ -1,6 +1,8 @@
 package io.llmproxy.server;
 
 import io.llmproxy.api.OpenAiError;
+import io.llmproxy.auth.AccessControl;
+import io.llmproxy.auth.ApiKey;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
 import io.llmproxy.proxy.BodyScanner;
@@ -12,9 +14,11 @@ import io.llmproxy.proxy.RequestBody.InvalidBodyException;
 import io.llmproxy.proxy.RequestSpec;
 import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.proxy.Usage;
+import io.llmproxy.proxy.UsageChunkFilter;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.CandidateGroup;
 import io.llmproxy.routing.Router;
+import io.llmproxy.usage.UsageEvent;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -24,13 +28,17 @@ import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.net.SocketAddress;
+import java.net.InetAddress;
+import java.time.Instant;
 
 /**
  * One client request to a proxied route, from the first byte to the access-log line (SPEC §5): the
  * client-to-proxy leg (request id, body with its size cap, {@code model} and {@code stream}, model
  * mapping, candidates) and the proxy-to-client leg a {@link Dispatch} drives. The client's close is
  * watched from the moment the request arrives, so a client that leaves during prefill aborts the
- * upstream request at once. Ends exactly once, with one metrics update and one log line.
+ * upstream request at once. Access control (key, limits, quota) runs before the body is read; the
+ * model rule once the body names the model. Ends exactly once, with one metrics update, one log line,
+ * the key's concurrency released, and one usage event for a request that reached a backend.
  */
 final class ClientExchange implements Downstream {
   /** nginx's code for "client closed request", used in metrics and logs only. */
@@ -78,6 +86,15 @@ final class ClientExchange implements Downstream {
   private int status;
   private String error;
   private long bytesOut;
+  /** The client's key (auth on), also for a request a limit refused; null otherwise. */
+  private ApiKey key;
+  /** Admitted by access control: the key holds one request in flight until {@link #complete}. */
+  private boolean admitted;
+  private InetAddress clientAddress;
+  private boolean clientAddressResolved;
+  /** The gateway asked the backend for the stream's usage; the client did not. */
+  private boolean stripUsage;
+  private UsageChunkFilter usageFilter;
 
   ClientExchange(GatewayServices services, Vertx vertx, UpstreamClient client, HttpServerRequest req, Route route) {
     this.services = services;
@@ -91,6 +108,16 @@ final class ClientExchange implements Downstream {
 
   void start() {
     resp.closeHandler(v -> onClientClosed());
+    AccessControl access = services.access();
+    if (access.active()) {
+      AccessControl.Decision d = access.admit(req.getHeader(HttpHeaders.AUTHORIZATION), this::clientAddress);
+      key = d.key();
+      if (!d.admitted()) {
+        refuse(d);
+        return;
+      }
+      admitted = key != null;
+    }
     long cap = services.config().limits().maxBodySizeBytes();
     String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
     long declared = -1;
@@ -147,6 +174,13 @@ final class ClientExchange implements Downstream {
     }
     clientModel = parsed.model();
     stream = parsed.stream() || route.alwaysStream;
+    if (key != null) {
+      AccessControl.Decision d = services.access().checkModel(key, clientModel);
+      if (d != null) {
+        reject(d.error(), d.message(), "model");
+        return;
+      }
+    }
     Router router = services.router();
     CandidateGroup group;
     if (clientModel == null || clientModel.isEmpty()) {
@@ -166,7 +200,11 @@ final class ClientExchange implements Downstream {
     }
     var affinity = services.config().routing().sessionAffinity();
     String affinityKey = affinity == null ? null : req.getHeader(affinity.header());
-    Buffer upstreamBody = sentModel == null ? body : parsed.withModel(sentModel);
+    // Usage is needed (quota, limits, the usage hook): a stream is asked for it, and the client's copy
+    // loses the usage chunk again if it did not ask for it itself.
+    stripUsage = services.usage() != null && stream && route == Route.MODEL && !parsed.includeUsage()
+        && !req.path().endsWith("/embeddings");
+    Buffer upstreamBody = parsed.rewrite(sentModel, stripUsage);
     RequestSpec spec = new RequestSpec(req.method(), pathAndQuery(), req.headers(), clientIp(), requestId,
         upstreamBody, stream, clientModel, sentModel);
     boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader("x-llmproxy-hedge"));
@@ -198,6 +236,46 @@ final class ClientExchange implements Downstream {
     return remote == null ? null : remote.hostAddress();
   }
 
+  /** The client's address: the peer's, or from X-Forwarded-For when the peer is a trusted proxy. */
+  private InetAddress clientAddress() {
+    if (!clientAddressResolved) {
+      clientAddressResolved = true;
+      clientAddress = services.access().addresses().of(req);
+    }
+    return clientAddress;
+  }
+
+  /**
+   * Refuses a request access control stopped, before its body was read: the body is read and
+   * dropped, then the error goes out, so the connection stays usable. A client that waits for
+   * {@code 100 Continue}, or declares a large body, is answered at once and the connection closed.
+   */
+  private void refuse(AccessControl.Decision d) {
+    if (d.retryAfter() != null) {
+      resp.putHeader(HttpHeaders.RETRY_AFTER, d.retryAfter());
+    }
+    services.access().rateLimitHeaders(d.key(), resp.headers());
+    String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
+    boolean large = contentLength != null && (contentLength.length() > 6 || Long.parseLong("0" + digits(contentLength)) > INITIAL_BODY_CAPACITY);
+    if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT)) || large) {
+      rejectAndClose(d.error(), d.message());
+      return;
+    }
+    req.handler(ignored -> { });
+    req.endHandler(v -> reject(d.error(), d.message(), null));
+  }
+
+  private static String digits(String s) {
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c >= '0' && c <= '9') {
+        sb.append(c);
+      }
+    }
+    return sb.toString();
+  }
+
   // ---- Downstream: driven by the dispatch
 
   @Override
@@ -216,17 +294,38 @@ final class ClientExchange implements Downstream {
     if (hedged) {
       out.set("x-llmproxy-hedged", "true");
     }
+    services.access().rateLimitHeaders(key, out);
     if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
       resp.setChunked(true);
     }
     sseResponse = BodyScanner.isEventStream(response.getHeader(HttpHeaders.CONTENT_TYPE));
+    if (stripUsage && sseResponse && status / 100 == 2) {
+      usageFilter = new UsageChunkFilter();
+    }
   }
 
   @Override
   public boolean write(Buffer chunk) {
+    if (usageFilter != null) {
+      chunk = usageFilter.filter(chunk);
+      if (chunk.length() == 0) {
+        return !resp.writeQueueFull();
+      }
+    }
     bytesOut += chunk.length();
     resp.write(chunk);
     return !resp.writeQueueFull();
+  }
+
+  /** What the usage filter still holds: the start of an event whose end never came. */
+  private void flushFiltered() {
+    if (usageFilter != null) {
+      Buffer rest = usageFilter.rest();
+      if (rest.length() > 0) {
+        bytesOut += rest.length();
+        resp.write(rest);
+      }
+    }
   }
 
   @Override
@@ -236,6 +335,7 @@ final class ClientExchange implements Downstream {
 
   @Override
   public void end() {
+    flushFiltered();
     resp.end();
     complete();
   }
@@ -249,6 +349,7 @@ final class ClientExchange implements Downstream {
   public void abort(OpenAiError err, String message) {
     error = err.code() + ": " + message;
     if (sseResponse && resp.isChunked()) {
+      flushFiltered();
       // Close any partial event first, then one error event, then the end of the stream.
       String prefix = dispatch.atEventBoundary() ? "" : "\n\n";
       String event = prefix + "data: " + err.json(message, null) + "\n\n";
@@ -319,6 +420,9 @@ final class ClientExchange implements Downstream {
       return;
     }
     done = true;
+    if (admitted) {
+      services.access().release(key);
+    }
     long now = System.nanoTime();
     GatewayMetrics m = services.metrics();
     Backend backend = dispatch == null ? null : dispatch.winnerBackend();
@@ -344,13 +448,51 @@ final class ClientExchange implements Downstream {
       if (usage.known() && dispatch.winnerBackend() != null) {
         m.tokens(clientModel, backendName, usage.promptTokens(), usage.completionTokens());
       }
+      if (dispatch.attemptCount() > 0) {
+        account(usage, now);
+      }
     }
     AccessLog log = services.accessLog();
     if (log.enabled()) {
-      log.log(new AccessLog.Entry(System.currentTimeMillis(), requestId, req.method().name(), req.path(), clientIp(), clientModel, sentModel,
+      String ip = clientAddressResolved && clientAddress != null ? clientAddress.getHostAddress() : clientIp();
+      log.log(new AccessLog.Entry(System.currentTimeMillis(), requestId, req.method().name(), req.path(), ip, clientModel, sentModel,
           backend == null ? null : backend.name(), dispatch == null ? 0 : dispatch.attemptCount(),
           dispatch != null && dispatch.hedgedRequest(), status, stream, ttftMs, (now - receivedNanos) / 1e6, usage.promptTokens(),
-          usage.completionTokens(), bytesOut, error));
+          usage.completionTokens(), bytesOut, error, key == null ? null : key.name(), key == null ? null : key.userId()));
+    }
+  }
+
+  /**
+   * A request that reached a backend: its tokens count against the key's quota and tokens a minute,
+   * and its usage event is recorded, once. Without usage from the backend (or for a stream abandoned
+   * before its usage chunk), the counts are estimated: the prompt at 4 bytes of request body a token,
+   * the output at one token an output event (a stream) or 4 bytes of response (otherwise).
+   */
+  private void account(Usage reported, long now) {
+    UsageLedger ledger = services.usage();
+    if (ledger == null && key == null) {
+      return;
+    }
+    long prompt = 0;
+    long completion = 0;
+    boolean estimated = false;
+    if (dispatch.winnerBackend() != null) {
+      if (reported.known()) {
+        prompt = Math.max(0, reported.promptTokens());
+        completion = Math.max(0, reported.completionTokens());
+      } else {
+        estimated = true;
+        prompt = (body.length() + 3) / 4;
+        completion = stream ? dispatch.outputEvents() : (bytesOut + 3) / 4;
+      }
+    }
+    services.access().tokensUsed(key, prompt + completion);
+    if (ledger != null) {
+      Backend winner = dispatch.winnerBackend();
+      ledger.record(new UsageEvent(requestId, Instant.now(), key == null ? null : key.id(),
+          key == null ? null : key.name(), key == null ? null : key.userId(), clientModel,
+          winner == null ? null : winner.name(), prompt, completion, estimated, stream, status,
+          status == CLIENT_CLOSED, (now - receivedNanos) / 1e6));
     }
   }
 }

@@ -2,7 +2,17 @@ package io.llmproxy.server;
 
 import static java.util.Objects.requireNonNull;
 
+import io.github.bucket4j.TimeMeter;
+import io.llmproxy.auth.AccessControl;
+import io.llmproxy.auth.ClientAddress;
+import io.llmproxy.auth.KeyRegistry;
+import io.llmproxy.config.AuthConfig;
 import io.llmproxy.config.BackendConfig;
+import io.llmproxy.config.RateLimitConfig;
+import io.llmproxy.limits.Quotas;
+import io.llmproxy.limits.RateLimits;
+import io.llmproxy.store.EmbeddedStore;
+import io.llmproxy.store.Store;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.config.OutlierDetectionConfig;
 import io.llmproxy.config.RoutingConfig;
@@ -26,6 +36,7 @@ import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -43,9 +54,6 @@ import org.slf4j.LoggerFactory;
 public final class Gateway {
   private static final Logger LOG = LoggerFactory.getLogger(Gateway.class);
 
-  /** Sections of the config whose features come in later releases: accepted, and said to do nothing yet. */
-  private static final List<String> NOT_YET_EFFECTIVE = List.of(
-      "rate_limit", "auth", "api_keys", "usage_hook", "admin", "data_dir");
 
   private final Vertx vertx;
   private final GatewayConfig config;
@@ -59,14 +67,22 @@ public final class Gateway {
   private final LatencyStats stats;
   private final HedgeBudget budget;
   private final HttpClientAgent probeClient;
+  private final Clock clock;
+  private final TimeMeter timeMeter;
+  /** The embedded store; null when nothing needs one (no auth and no usage hook). */
+  private final Store store;
+  private final AccessControl access;
+  private long quotaFlushTimer = -1;
   private final List<GatewayVerticle> verticles = new ArrayList<>();
   private String deploymentId;
   private int port;
   private final AtomicReference<Future<Void>> stopping = new AtomicReference<>();
 
-  private Gateway(Vertx vertx, GatewayConfig config) {
+  private Gateway(Vertx vertx, GatewayConfig config, Clock clock, TimeMeter timeMeter) {
     this.vertx = vertx;
     this.config = config;
+    this.clock = clock;
+    this.timeMeter = timeMeter;
     this.metrics = new GatewayMetrics();
     List<Backend> backends = new ArrayList<>();
     for (int i = 0; i < config.backends().size(); i++) {
@@ -88,7 +104,39 @@ public final class Gateway {
     this.accessLog = new AccessLog(config.logging().accessLog(),
         config.logging().format() == GatewayConfig.LogFormat.JSON, System.out);
     metrics.accessLogDropped(accessLog::dropped);
+    this.store = config.auth().enabled() || config.usageHook().enabled() ? EmbeddedStore.open(config.dataDir()) : null;
+    try {
+      this.access = accessControl();
+    } catch (RuntimeException e) {
+      store.close();
+      throw e;
+    }
     BodyScanner.warmUp();
+  }
+
+  private AccessControl accessControl() {
+    KeyRegistry keys = null;
+    Quotas quotas = null;
+    if (config.auth().enabled()) {
+      if (config.auth().storage() == AuthConfig.Storage.REDIS) {
+        LOG.warn("auth.storage: redis is not supported yet; keys and quota counters are kept in {}", config.dataDir());
+      }
+      keys = new KeyRegistry(store, config.auth(), config.rateLimit().perKey(), config.apiKeys(), clock);
+      quotas = new Quotas(store, clock);
+    } else if (!config.apiKeys().isEmpty()) {
+      LOG.warn("api_keys are listed but auth.enabled is false: every request is let in without a key");
+    }
+    RateLimits limits = null;
+    if (config.rateLimit().enabled()) {
+      if (config.rateLimit().storage() == RateLimitConfig.Storage.REDIS) {
+        LOG.warn("rate_limit.storage: redis is not supported yet; each gateway limits on its own (memory)");
+      }
+      limits = new RateLimits(config.rateLimit(), timeMeter);
+    }
+    if (config.admin().enabled() && keys == null) {
+      LOG.warn("admin: the key endpoints need auth.enabled: true; /admin/api-keys answers 404 until then");
+    }
+    return new AccessControl(keys, limits, quotas, new ClientAddress(config.auth().trustedProxies()), clock, metrics);
   }
 
   /** A backend's passive health, logging each change of state once and counting cooldowns; null when off. */
@@ -148,9 +196,23 @@ public final class Gateway {
 
   /** Starts a gateway on a Vert.x of its own, with one event loop per available core. */
   public static Future<Gateway> start(GatewayConfig config) {
+    return start(config, Clock.systemUTC(), TimeMeter.SYSTEM_NANOTIME);
+  }
+
+  /**
+   * Starts a gateway whose quota periods and key expiry follow {@code clock} and whose rate limits
+   * follow {@code timeMeter} (tests move them by hand).
+   */
+  public static Future<Gateway> start(GatewayConfig config, Clock clock, TimeMeter timeMeter) {
     int loops = Runtime.getRuntime().availableProcessors();
     Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
-    Gateway gateway = new Gateway(vertx, requireNonNull(config, "config"));
+    Gateway gateway;
+    try {
+      gateway = new Gateway(vertx, requireNonNull(config, "config"), clock, timeMeter);
+    } catch (RuntimeException e) {
+      vertx.close();
+      return Future.failedFuture(e);
+    }
     // Completed on no context: after a failed start the gateway's own Vert.x is closed.
     Promise<Gateway> started = Promise.promise();
     gateway.deploy(loops).onComplete(ar -> {
@@ -164,13 +226,15 @@ public final class Gateway {
   }
 
   private Future<Gateway> deploy(int loops) {
-    for (String section : NOT_YET_EFFECTIVE) {
-      if (config.explicitSections().contains(section)) {
-        LOG.warn("{} has no effect yet", section);
-      }
-    }
     GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness,
-        new ProxyServices(timeouts, metrics, stats, budget));
+        new ProxyServices(timeouts, metrics, stats, budget), access, usageLedger());
+    if (access.quotas() != null) {
+      // quota counters reach the disk at least once a second (SPEC §9), off the event loops
+      quotaFlushTimer = vertx.setPeriodic(1000, id -> vertx.executeBlocking(() -> {
+        access.quotas().flush();
+        return null;
+      }, false));
+    }
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
     return vertx.deployVerticle(() -> {
@@ -210,6 +274,10 @@ public final class Gateway {
     return config;
   }
 
+  public AccessControl access() {
+    return access;
+  }
+
   /**
    * Graceful stop (SPEC §9): {@code /ready} turns 503, the listening socket closes so new connections
    * are refused, in-flight requests may finish for up to {@code drain}, then everything closes.
@@ -223,6 +291,7 @@ public final class Gateway {
     readiness.draining();
     health.stop();
     models.stop();
+    vertx.cancelTimer(quotaFlushTimer);
     LOG.info("llmproxy stopping: draining in-flight requests for up to {} ms", drain.toMillis());
     synchronized (verticles) {
       verticles.forEach(v -> v.drainTimeout(drain));
@@ -234,6 +303,7 @@ public final class Gateway {
     undeploy
         .eventually(probeClient::close)
         .onComplete(ar -> vertx.close().onComplete(closed -> {
+          closeStore();
           accessLog.close();
           timeouts.close();
           metrics.close();
@@ -241,6 +311,30 @@ public final class Gateway {
         }));
     f = done.future();
     return stopping.compareAndSet(null, f) ? f : stopping.get();
+  }
+
+  /** Each request's usage: totals per key and day in the store; null when there is no store. */
+  private UsageLedger usageLedger() {
+    if (store == null) {
+      return null;
+    }
+    return e -> store.addUsage(e.keyId() == null ? "-" : e.keyId(), e.timestamp().atZone(java.time.ZoneOffset.UTC).toLocalDate(),
+        1, e.promptTokens(), e.completionTokens());
+  }
+
+  /** The last quota counts and usage go to the store, which closes. */
+  private void closeStore() {
+    try {
+      if (access.quotas() != null) {
+        access.quotas().flush();
+      }
+    } catch (RuntimeException e) {
+      LOG.error("could not write the quota counters at shutdown", e);
+    } finally {
+      if (store != null) {
+        store.close();
+      }
+    }
   }
 
   /** Stops at once, with no drain. */

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.auth.AccessControl;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.proxy.ProxyServices;
@@ -8,7 +9,8 @@ import io.llmproxy.routing.Router;
 
 /**
  * What every event loop's server shares: the config, the router, metrics, logs, readiness, and what
- * the dispatches share (the timeout wheel, latency statistics, the hedging budget).
+ * the dispatches share (the timeout wheel, latency statistics, the hedging budget), access control,
+ * and the usage ledger (null when nothing needs usage: no auth and no usage hook).
  */
 record GatewayServices(
     GatewayConfig config,
@@ -17,7 +19,9 @@ record GatewayServices(
     AccessLog accessLog,
     ModelCatalog models,
     Readiness readiness,
-    ProxyServices proxy) {
+    ProxyServices proxy,
+    AccessControl access,
+    UsageLedger usage) {
 
   Timeouts timeouts() {
     return proxy.timeouts();

@@ -1,6 +1,8 @@
 package io.llmproxy.server;
 
 import io.llmproxy.api.OpenAiError;
+import io.llmproxy.auth.AccessControl;
+import io.llmproxy.auth.ApiKey;
 import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.server.ClientExchange.Route;
 import io.vertx.core.Future;
@@ -81,7 +83,7 @@ final class GatewayVerticle extends VerticleBase {
       }
       case "/v1/models" -> {
         if (req.method() == HttpMethod.GET) {
-          json(req, 200, services.models().listJson());
+          models(req);
         } else {
           methodNotAllowed(req);
         }
@@ -104,6 +106,26 @@ final class GatewayVerticle extends VerticleBase {
 
   private void proxy(HttpServerRequest req, Route route) {
     new ClientExchange(services, vertx, client, req, route).start();
+  }
+
+  /** {@code /v1/models}: with auth on, the key is checked (as for any request) and sees only its models. */
+  private void models(HttpServerRequest req) {
+    AccessControl access = services.access();
+    if (!access.active()) {
+      json(req, 200, services.models().listJson());
+      return;
+    }
+    AccessControl.Decision d = access.admit(req.getHeader(HttpHeaders.AUTHORIZATION), () -> access.addresses().of(req));
+    if (!d.admitted()) {
+      if (d.retryAfter() != null) {
+        req.response().putHeader(HttpHeaders.RETRY_AFTER, d.retryAfter());
+      }
+      error(req, d.error(), d.message());
+      return;
+    }
+    ApiKey key = d.key();
+    access.release(key);
+    json(req, 200, key == null ? services.models().listJson() : services.models().listJson(key::allowsModel));
   }
 
   private void ready(HttpServerRequest req) {

@@ -106,12 +106,20 @@ final class ModelCatalog {
 
   /** OpenAI's list format. */
   Buffer listJson() {
+    return listJson(name -> true);
+  }
+
+  /** OpenAI's list format, with only the names {@code allowed} accepts (a key's models). */
+  Buffer listJson(java.util.function.Predicate<String> allowed) {
     StringWriter w = new StringWriter();
     try (JsonGenerator g = FACTORY.createGenerator(w)) {
       g.writeStartObject();
       g.writeStringField("object", "list");
       g.writeArrayFieldStart("data");
       for (String id : names()) {
+        if (!allowed.test(id)) {
+          continue;
+        }
         g.writeStartObject();
         g.writeStringField("id", id);
         g.writeStringField("object", "model");

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 
 class AccessLogTest {
   private static final AccessLog.Entry ENTRY = new AccessLog.Entry(1_768_384_800_007L, "req_1", "POST", "/v1/chat/completions",
-      "10.0.0.1", "llama \"3\"", "llama-3-instruct", "gpu-1", 2, false, 200, true, 12.3456, 99.5, 10, 20, 1234, null);
+      "10.0.0.1", "llama \"3\"", "llama-3-instruct", "gpu-1", 2, false, 200, true, 12.3456, 99.5, 10, 20, 1234, null, "研发部门", "dept_dev");
 
   @Test
   void jsonLineHasTheSpecFields() throws Exception {
@@ -25,17 +25,20 @@ class AccessLogTest {
     assertThat(n.path("prompt_tokens").asLong()).isEqualTo(10);
     assertThat(n.path("time").asText()).isEqualTo("2026-01-14T10:00:00.007Z");
     assertThat(n.has("error")).isFalse();
+    assertThat(n.path("key_name").asText()).isEqualTo("研发部门");
+    assertThat(n.path("user_id").asText()).isEqualTo("dept_dev");
   }
 
   @Test
   void everyStringIsEscapedAsJsonRequires() throws Exception {
     String nasty = "a\"b\\c\nd\te\u0001f/ü中";
     AccessLog.Entry e = new AccessLog.Entry(0, nasty, "POST", nasty, null, nasty, null, null, 1, true, 502, false,
-        -1, 1.5, -1, -1, 0, nasty);
+        -1, 1.5, -1, -1, 0, nasty, nasty, null);
     JsonNode n = new ObjectMapper().readTree(AccessLog.toJson(e));
     assertThat(n.path("request_id").asText()).isEqualTo(nasty);
     assertThat(n.path("path").asText()).isEqualTo(nasty);
     assertThat(n.path("error").asText()).isEqualTo(nasty);
+    assertThat(n.path("key_name").asText()).isEqualTo(nasty);
     assertThat(n.path("client_ip").isNull()).isTrue();
     assertThat(n.has("ttft_ms")).isFalse();
     assertThat(n.path("latency_ms").asDouble()).isEqualTo(1.5);

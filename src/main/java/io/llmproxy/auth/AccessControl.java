@@ -1,0 +1,198 @@
+package io.llmproxy.auth;
+
+import io.llmproxy.api.OpenAiError;
+import io.llmproxy.limits.Quotas;
+import io.llmproxy.limits.RateLimits;
+import io.llmproxy.limits.Rejection;
+import io.llmproxy.metrics.GatewayMetrics;
+import io.vertx.core.MultiMap;
+import java.net.InetAddress;
+import java.time.Clock;
+import java.time.Instant;
+import java.util.function.Supplier;
+
+/**
+ * The checks before a request's body is read (SPEC §5): the key (by hash; status, expiry, client
+ * address), the global rate limit, the key's limits and concurrency, then its quota. Each part is
+ * optional: without {@code auth.enabled} there is no key and no quota, without
+ * {@code rate_limit.enabled} no rate limit.
+ */
+public final class AccessControl {
+  private final KeyRegistry keys;
+  private final RateLimits limits;
+  private final Quotas quotas;
+  private final ClientAddress addresses;
+  private final Clock clock;
+  private final GatewayMetrics metrics;
+
+  /**
+   * @param keys    null when {@code auth.enabled} is false
+   * @param limits  null when {@code rate_limit.enabled} is false
+   * @param quotas  null when {@code auth.enabled} is false
+   */
+  public AccessControl(KeyRegistry keys, RateLimits limits, Quotas quotas, ClientAddress addresses, Clock clock,
+      GatewayMetrics metrics) {
+    this.keys = keys;
+    this.limits = limits;
+    this.quotas = quotas;
+    this.addresses = addresses;
+    this.clock = clock;
+    this.metrics = metrics;
+  }
+
+  /** Some check runs on each request. */
+  public boolean active() {
+    return keys != null || limits != null;
+  }
+
+  public boolean authEnabled() {
+    return keys != null;
+  }
+
+  public KeyRegistry keys() {
+    return keys;
+  }
+
+  public Quotas quotas() {
+    return quotas;
+  }
+
+  public RateLimits limits() {
+    return limits;
+  }
+
+  public ClientAddress addresses() {
+    return addresses;
+  }
+
+  /**
+   * The outcome of the checks: admitted (with the key, when auth is on), or refused with an error,
+   * its message and, for a limit, the wait for {@code retry-after} (and the key, when one was found,
+   * for its {@code x-ratelimit-*} headers).
+   */
+  public record Decision(ApiKey key, OpenAiError error, String message, String retryAfter) {
+    public boolean admitted() {
+      return error == null;
+    }
+  }
+
+  private static final Decision ADMITTED_WITHOUT_KEY = new Decision(null, null, null, null);
+
+  /**
+   * Runs the checks. When admitted with a key and rate limits on, the key has one more request in
+   * flight until {@link #release}.
+   *
+   * @param authorization  the {@code Authorization} header, may be null
+   * @param clientAddress  the client's address (see {@link ClientAddress}), asked for only when a key
+   *                       has address rules; may give null
+   */
+  public Decision admit(String authorization, Supplier<InetAddress> clientAddress) {
+    ApiKey key = null;
+    if (keys != null) {
+      String secret = bearer(authorization);
+      if (secret == null) {
+        return authFailure("missing", OpenAiError.INVALID_API_KEY, "You didn't provide an API key. You need to "
+            + "provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+      }
+      key = keys.find(secret);
+      if (key == null) {
+        return authFailure("invalid", OpenAiError.INVALID_API_KEY, "Incorrect API key provided.");
+      }
+      if (key.disabled()) {
+        return authFailure("disabled", OpenAiError.KEY_DISABLED, "This API key is disabled.");
+      }
+      Instant now = clock.instant();
+      if (key.expired(now)) {
+        return authFailure("expired", OpenAiError.KEY_EXPIRED, "This API key expired at " + key.stored().expiresAt() + ".");
+      }
+      if (key.hasAddressRules() && !key.allowsAddress(clientAddress.get())) {
+        InetAddress client = clientAddress.get();
+        return authFailure("ip_not_allowed", OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
+            + (client == null ? "an unknown address" : client.getHostAddress()) + ".");
+      }
+    }
+    if (limits != null) {
+      Rejection r = limits.admitGlobal();
+      if (r != null) {
+        return refused(r, key);
+      }
+      if (key != null) {
+        r = limits.admit(key);
+        if (r != null) {
+          return refused(r, key);
+        }
+      }
+    }
+    if (quotas != null && key != null) {
+      Rejection r = quotas.check(key);
+      if (r != null) {
+        if (limits != null) {
+          limits.release(key);
+        }
+        metrics.quotaExceeded();
+        return new Decision(key, r.error(), r.message(), r.retryAfterSeconds());
+      }
+    }
+    return key == null ? ADMITTED_WITHOUT_KEY : new Decision(key, null, null, null);
+  }
+
+  /** A key's model rule, once the body named the model; null when allowed. */
+  public Decision checkModel(ApiKey key, String model) {
+    if (key == null || key.allowsModel(model)) {
+      return null;
+    }
+    return authFailure("model_not_allowed", OpenAiError.MODEL_NOT_ALLOWED, model == null
+        ? "This API key may use only some models, and the request names none."
+        : "This API key may not use the model '" + model + "'.");
+  }
+
+  /** The admitted request ended, however it ended. */
+  public void release(ApiKey key) {
+    if (limits != null && key != null) {
+      limits.release(key);
+    }
+  }
+
+  /** A finished request's tokens, for the key's quota and tokens a minute. */
+  public void tokensUsed(ApiKey key, long tokens) {
+    if (key == null) {
+      return;
+    }
+    if (quotas != null) {
+      quotas.add(key, tokens);
+    }
+    if (limits != null) {
+      limits.tokensUsed(key, tokens);
+    }
+  }
+
+  /** The key's {@code x-ratelimit-*} headers, when it has limits. */
+  public void rateLimitHeaders(ApiKey key, MultiMap out) {
+    if (limits != null && key != null) {
+      limits.headers(key, out);
+    }
+  }
+
+  private Decision refused(Rejection r, ApiKey key) {
+    metrics.rateLimited(r.scope(), r.kind());
+    return new Decision(key, r.error(), r.message(), r.retryAfterSeconds());
+  }
+
+  private Decision authFailure(String reason, OpenAiError error, String message) {
+    metrics.authFailure(reason);
+    return new Decision(null, error, message, null);
+  }
+
+  /** The key in {@code Authorization: Bearer <key>}; null when there is none. */
+  static String bearer(String authorization) {
+    if (authorization == null) {
+      return null;
+    }
+    String a = authorization.strip();
+    if (a.length() <= 7 || !a.regionMatches(true, 0, "Bearer ", 0, 7)) {
+      return null;
+    }
+    String k = a.substring(7).strip();
+    return k.isEmpty() ? null : k;
+  }
+}

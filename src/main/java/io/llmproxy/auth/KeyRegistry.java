@@ -1,0 +1,176 @@
+package io.llmproxy.auth;
+
+import io.llmproxy.config.ApiKeyConfig;
+import io.llmproxy.config.AuthConfig;
+import io.llmproxy.config.KeyLimits;
+import io.llmproxy.store.Store;
+import io.llmproxy.store.StoredKey;
+import io.llmproxy.store.StoredKey.Source;
+import java.security.MessageDigest;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Every API key, from the config file and from the admin API, held in memory by hash and written
+ * through to the {@link Store}. The config file is authoritative for its own keys: at start they are
+ * written over their stored copies, and stored config keys no longer in the file are removed. Keys
+ * made through the admin API live in the store only. A change is visible to the next request.
+ */
+public final class KeyRegistry {
+  private static final Logger LOG = LoggerFactory.getLogger(KeyRegistry.class);
+
+  private final Store store;
+  private final AuthConfig.KeyDefaults defaults;
+  private final KeyLimits perKey;
+  private final Clock clock;
+  private final Map<String, ApiKey> byHash = new ConcurrentHashMap<>();
+  private final Map<String, ApiKey> byId = new ConcurrentHashMap<>();
+
+  public KeyRegistry(Store store, AuthConfig auth, KeyLimits perKey, List<ApiKeyConfig> configKeys, Clock clock) {
+    this.store = store;
+    this.defaults = auth.defaults();
+    this.perKey = perKey;
+    this.clock = clock;
+    Map<String, StoredKey> stored = new ConcurrentHashMap<>();
+    for (StoredKey k : store.keys()) {
+      stored.put(k.hash(), k);
+    }
+    Set<String> inConfig = new HashSet<>();
+    for (ApiKeyConfig c : configKeys) {
+      String hash = KeyHash.sha256Hex(c.key());
+      inConfig.add(hash);
+      StoredKey old = stored.get(hash);
+      StoredKey k = new StoredKey("cfg_" + hash.substring(0, 16), hash, KeyHash.hint(c.key()), c.name(), c.userId(),
+          c.status(), c.totalQuota(), c.quotaResetPeriod(), c.allowedIps(), c.allowedModels(), c.expiresAt(),
+          c.rateLimit(), Source.CONFIG, old == null ? clock.instant() : old.createdAt());
+      if (old != null && old.source() == Source.ADMIN) {
+        store.deleteKey(old.id()); // the file now defines it
+      }
+      store.putKey(k);
+      stored.put(hash, k);
+    }
+    int removed = 0;
+    for (StoredKey k : List.copyOf(stored.values())) {
+      if (k.source() == Source.CONFIG && !inConfig.contains(k.hash())) {
+        store.deleteKey(k.id());
+        stored.remove(k.hash());
+        removed++;
+      }
+    }
+    store.commit();
+    stored.values().forEach(this::index);
+    LOG.info("{} API keys ({} from the config file, {} from the admin API){}", byId.size(), inConfig.size(),
+        byId.size() - inConfig.size(), removed > 0 ? "; " + removed + " no longer in the config file removed" : "");
+  }
+
+  private void index(StoredKey k) {
+    ApiKey key = new ApiKey(k, defaults, perKey);
+    byHash.put(k.hash(), key);
+    byId.put(k.id(), key);
+  }
+
+  /**
+   * The key with this secret, or null. The lookup is by its SHA-256, and the stored hash is then
+   * compared in constant time; the secret itself is never compared or kept.
+   */
+  public ApiKey find(String secret) {
+    byte[] h = KeyHash.sha256(secret);
+    ApiKey k = byHash.get(java.util.HexFormat.of().formatHex(h));
+    return k != null && MessageDigest.isEqual(k.hash(), h) ? k : null;
+  }
+
+  public ApiKey get(String id) {
+    return byId.get(id);
+  }
+
+  /** Every key, oldest first. */
+  public List<ApiKey> list() {
+    List<ApiKey> all = new ArrayList<>(byId.values());
+    all.sort(Comparator.comparing((ApiKey k) -> k.stored().createdAt()).thenComparing(ApiKey::id));
+    return all;
+  }
+
+  public int size() {
+    return byId.size();
+  }
+
+  /** A new key and its secret, shown this once. */
+  public record Created(ApiKey key, String secret) {}
+
+  /** Why an admin change was refused; the message is for the caller. */
+  public static final class Conflict extends RuntimeException {
+    Conflict(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  /**
+   * Stores a new key from the admin API. {@code draft} gives every field but id, hash, hint, source and
+   * creation time; {@code secret} null makes one.
+   */
+  public synchronized Created create(StoredKey draft, String secret) {
+    String s = secret == null ? KeyHash.newKey() : secret;
+    String hash = KeyHash.sha256Hex(s);
+    if (byHash.containsKey(hash)) {
+      throw new Conflict("A key with this value exists already.");
+    }
+    StoredKey k = new StoredKey(KeyHash.newId(), hash, KeyHash.hint(s), draft.name(), draft.userId(), draft.status(),
+        draft.totalQuota(), draft.quotaResetPeriod(), draft.allowedIps(), draft.allowedModels(), draft.expiresAt(),
+        draft.rateLimit(), Source.ADMIN, clock.instant());
+    store.putKey(k);
+    store.commit();
+    index(k);
+    LOG.info("API key {} created ({}, user {})", k.id(), k.name(), k.userId());
+    return new Created(byId.get(k.id()), s);
+  }
+
+  /** Replaces an admin key's fields (id, hash, hint, source and creation time are kept); null when there is no such key. */
+  public synchronized ApiKey update(String id, StoredKey fields) {
+    ApiKey old = mutable(id);
+    if (old == null) {
+      return null;
+    }
+    StoredKey o = old.stored();
+    StoredKey k = new StoredKey(o.id(), o.hash(), o.hint(), fields.name(), fields.userId(), fields.status(),
+        fields.totalQuota(), fields.quotaResetPeriod(), fields.allowedIps(), fields.allowedModels(), fields.expiresAt(),
+        fields.rateLimit(), o.source(), o.createdAt());
+    store.putKey(k);
+    store.commit();
+    index(k);
+    LOG.info("API key {} updated ({}, user {}, {})", k.id(), k.name(), k.userId(), k.status());
+    return byId.get(id);
+  }
+
+  /** Revokes an admin key at once; false when there is none with this id. */
+  public synchronized boolean delete(String id) {
+    if (byId.get(id) == null) {
+      return false;
+    }
+    ApiKey k = mutable(id);
+    store.deleteKey(id);
+    store.commit();
+    byId.remove(id);
+    byHash.remove(k.stored().hash());
+    LOG.info("API key {} revoked ({}, user {})", id, k.name(), k.userId());
+    return true;
+  }
+
+  private ApiKey mutable(String id) {
+    ApiKey k = byId.get(id);
+    if (k == null) {
+      return null;
+    }
+    if (k.stored().source() == Source.CONFIG) {
+      throw new Conflict("Key " + id + " is defined in the config file; change it there.");
+    }
+    return k;
+  }
+}

@@ -1,0 +1,18 @@
+package io.llmproxy.limits;
+
+import io.llmproxy.api.OpenAiError;
+
+/**
+ * A request refused by a limit: the error, its message, and how long to wait (-1 when waiting does
+ * not help, as with a quota that never resets).
+ *
+ * @param scope  {@code global} or {@code key}, for {@code llmproxy_rate_limited_total}
+ * @param kind   {@code requests}, {@code tokens}, {@code concurrency} or {@code quota}
+ */
+public record Rejection(OpenAiError error, String message, long retryAfterNanos, String scope, String kind) {
+
+  /** {@code retry-after} in whole seconds, rounded up; null when there is none. */
+  public String retryAfterSeconds() {
+    return retryAfterNanos < 0 ? null : Long.toString(Math.max(1, (retryAfterNanos + 999_999_999L) / 1_000_000_000L));
+  }
+}

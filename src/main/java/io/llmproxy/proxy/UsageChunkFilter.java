@@ -1,0 +1,159 @@
+package io.llmproxy.proxy;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import io.vertx.core.buffer.Buffer;
+import java.io.IOException;
+
+/**
+ * Removes the usage-only chunk ({@code "choices":[]} with a {@code usage} object) from an SSE stream,
+ * for a client that did not ask for usage when the gateway asked the backend for it (SPEC §5). Every
+ * other byte passes unchanged, each event as soon as its end has arrived: only the bytes of an event
+ * whose end is still to come are held, and backends send whole events, so in practice nothing waits.
+ * Only an event with a non-null {@code "usage"} object is parsed.
+ */
+public final class UsageChunkFilter {
+  private static final JsonFactory JSON = new JsonFactory();
+  private static final byte[] USAGE = {'"', 'u', 's', 'a', 'g', 'e', '"'};
+
+  /** Bytes of the event whose end has not arrived yet. */
+  private Buffer pending;
+  /** The line feeds and carriage returns just before the scan position (a blank line ends an event). */
+  private int newlines;
+  private boolean lastWasCr;
+  private int removed;
+
+  /** What of {@code chunk} may go to the client now, in order; may be empty. */
+  public Buffer filter(Buffer chunk) {
+    Buffer data = chunk;
+    int scanFrom = 0;
+    if (pending != null) {
+      scanFrom = pending.length();
+      data = pending.appendBuffer(chunk);
+      pending = null;
+    }
+    Buffer out = null; // null while nothing was removed: the output is then data[0, lastEnd)
+    int eventStart = 0;
+    int len = data.length();
+    for (int i = scanFrom; i < len; i++) {
+      byte b = data.getByte(i);
+      if (b == '\n') {
+        if (!lastWasCr) {
+          newlines++;
+        }
+        lastWasCr = false;
+      } else if (b == '\r') {
+        newlines++;
+        lastWasCr = true;
+      } else {
+        newlines = 0;
+        lastWasCr = false;
+        continue;
+      }
+      if (newlines < 2) {
+        continue;
+      }
+      newlines = 0;
+      if (b == '\r' && i + 1 < len && data.getByte(i + 1) == '\n') {
+        i++; // CRLF CRLF: the event ends after the last LF
+        lastWasCr = false;
+      }
+      int end = i + 1;
+      if (isUsageOnly(data, eventStart, end)) {
+        removed++;
+        if (out == null) {
+          out = Buffer.buffer(len).appendBuffer(data, 0, eventStart);
+        }
+      } else if (out != null) {
+        out.appendBuffer(data, eventStart, end - eventStart);
+      }
+      eventStart = end;
+    }
+    if (eventStart < len) {
+      pending = Buffer.buffer(Math.max(256, len - eventStart)).appendBuffer(data, eventStart, len - eventStart);
+    }
+    if (out != null) {
+      return out;
+    }
+    return eventStart == len ? data : data.getBuffer(0, eventStart);
+  }
+
+  /** The bytes held for an event whose end never came (the stream ended); nothing held after. */
+  public Buffer rest() {
+    Buffer p = pending;
+    pending = null;
+    return p == null ? Buffer.buffer(0) : p;
+  }
+
+  /** Usage-only chunks removed so far. */
+  public int removed() {
+    return removed;
+  }
+
+  /** An event {@code data: {...,"choices":[],...,"usage":{...}}}. */
+  static boolean isUsageOnly(Buffer data, int from, int to) {
+    int u = indexOf(data, USAGE, from, to);
+    if (u < 0) {
+      return false;
+    }
+    int i = u + USAGE.length;
+    while (i < to && isSpace(data.getByte(i))) {
+      i++;
+    }
+    if (i >= to || data.getByte(i) != ':') {
+      return false;
+    }
+    i++;
+    while (i < to && isSpace(data.getByte(i))) {
+      i++;
+    }
+    if (i >= to || data.getByte(i) != '{') {
+      return false;
+    }
+    int brace = indexOf(data, new byte[] {'{'}, from, to);
+    byte[] json = data.getBytes(brace, to);
+    try (JsonParser p = JSON.createParser(json)) {
+      if (p.nextToken() != JsonToken.START_OBJECT) {
+        return false;
+      }
+      boolean emptyChoices = false;
+      boolean usage = false;
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        String name = p.currentName();
+        JsonToken v = p.nextToken();
+        if ("choices".equals(name)) {
+          emptyChoices = v == JsonToken.START_ARRAY && p.nextToken() == JsonToken.END_ARRAY;
+          if (!emptyChoices) {
+            return false;
+          }
+        } else if ("usage".equals(name)) {
+          usage = v == JsonToken.START_OBJECT;
+          p.skipChildren();
+        } else {
+          p.skipChildren();
+        }
+      }
+      return emptyChoices && usage;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  private static int indexOf(Buffer data, byte[] what, int from, int to) {
+    outer:
+    for (int i = from; i <= to - what.length; i++) {
+      for (int j = 0; j < what.length; j++) {
+        if (data.getByte(i + j) != what[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
+  }
+
+  private static boolean isSpace(byte b) {
+    return b == ' ' || b == '\t' || b == '\n' || b == '\r';
+  }
+}
