@@ -21,6 +21,8 @@ public enum OpenAiError {
   RATE_LIMIT_EXCEEDED(429, "rate_limit_error", "rate_limit_exceeded"),
   INSUFFICIENT_QUOTA(429, "insufficient_quota", "insufficient_quota"),
   CONCURRENCY_LIMIT_EXCEEDED(429, "rate_limit_error", "concurrency_limit_exceeded"),
+  /** A fault of the gateway itself (a bug): answered rather than left hanging. */
+  INTERNAL_ERROR(500, "server_error", "internal_error"),
   UPSTREAM_ERROR(502, "server_error", "upstream_error"),
   NO_HEALTHY_BACKEND(503, "server_error", "no_healthy_backend"),
   SHUTTING_DOWN(503, "server_error", "shutting_down"),

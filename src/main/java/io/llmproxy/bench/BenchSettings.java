@@ -4,6 +4,7 @@ import static java.util.Objects.requireNonNull;
 
 import java.net.URI;
 import java.time.Duration;
+import java.util.Map;
 
 /**
  * What {@link LoadGenerator} sends, how, and for how long.
@@ -44,7 +45,8 @@ public record BenchSettings(
     Duration rampUp,
     int maxTokens,
     int promptChars,
-    boolean includeUsage) {
+    boolean includeUsage,
+    Map<String, String> headers) {
 
   public BenchSettings {
     requireNonNull(baseUrl, "baseUrl");
@@ -53,6 +55,7 @@ public record BenchSettings(
     requireNonNull(duration, "duration");
     requireNonNull(warmup, "warmup");
     requireNonNull(rampUp, "rampUp");
+    headers = headers == null ? Map.of() : Map.copyOf(headers);
     if (concurrency < 1) {
       throw new IllegalArgumentException("concurrency must be at least 1, got " + concurrency);
     }
@@ -76,23 +79,29 @@ public record BenchSettings(
   /** A closed loop of {@code concurrency} users for {@code duration}, streaming or not, with defaults for the rest. */
   public static BenchSettings closedLoop(URI baseUrl, boolean stream, int concurrency, Duration duration) {
     return new BenchSettings(baseUrl, "/v1/chat/completions", "sim-model", stream, concurrency, 0, false, 0,
-        duration, Duration.ZERO, Duration.ZERO, 0, 64, true);
+        duration, Duration.ZERO, Duration.ZERO, 0, 64, true, Map.of());
   }
 
   /** The same load as an open loop at {@code rate} requests per second. */
   public BenchSettings withRate(double rate, boolean poisson, int maxInflight) {
     return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
-        rampUp, maxTokens, promptChars, includeUsage);
+        rampUp, maxTokens, promptChars, includeUsage, headers);
   }
 
   public BenchSettings withWarmup(Duration warmup) {
     return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
-        rampUp, maxTokens, promptChars, includeUsage);
+        rampUp, maxTokens, promptChars, includeUsage, headers);
   }
 
   public BenchSettings withMaxTokens(int maxTokens) {
     return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
-        rampUp, maxTokens, promptChars, includeUsage);
+        rampUp, maxTokens, promptChars, includeUsage, headers);
+  }
+
+  /** The same load with extra request headers (an API key, say). */
+  public BenchSettings withHeaders(Map<String, String> headers) {
+    return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
+        rampUp, maxTokens, promptChars, includeUsage, headers);
   }
 
   public boolean openLoop() {

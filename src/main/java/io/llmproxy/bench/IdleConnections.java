@@ -34,6 +34,7 @@ public final class IdleConnections {
   private final URI baseUrl;
   private final String path;
   private final Buffer body;
+  private final java.util.Map<String, String> headers;
   private final int connections;
   private final Duration hold;
   private final AtomicInteger open = new AtomicInteger();
@@ -68,6 +69,7 @@ public final class IdleConnections {
   }
 
   public IdleConnections(Vertx vertx, BenchSettings settings, int connections, Duration hold) {
+    this.headers = settings.headers();
     this.vertx = requireNonNull(vertx, "vertx");
     this.baseUrl = settings.baseUrl();
     this.path = settings.path();
@@ -132,6 +134,7 @@ public final class IdleConnections {
   private Future<Void> request(HttpClientConnection conn, Map<String, Integer> errors, String round) {
     RequestOptions o = new RequestOptions().setMethod(HttpMethod.POST).setURI(path)
         .putHeader(HttpHeaders.CONTENT_TYPE, "application/json").setIdleTimeout(60_000);
+    headers.forEach(o::putHeader);
     return conn.request(o)
         .compose(req -> req.send(body))
         .compose(resp -> resp.body().compose(b -> resp.statusCode() / 100 == 2

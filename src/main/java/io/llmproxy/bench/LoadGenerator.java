@@ -227,6 +227,7 @@ public final class LoadGenerator {
       Recorder into = measured ? recorder : null;
       RequestOptions o = new RequestOptions().setMethod(HttpMethod.POST).setURI(settings.path())
           .putHeader(HttpHeaders.CONTENT_TYPE, "application/json");
+      settings.headers().forEach(o::putHeader);
       http.request(o).onComplete(ar -> {
         if (ar.failed()) {
           failed(into, ar.cause() instanceof TimeoutException ? "timeout" : "connect", then, true);

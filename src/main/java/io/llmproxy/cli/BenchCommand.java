@@ -11,6 +11,10 @@ import io.vertx.core.VertxOptions;
 import java.io.PrintWriter;
 import java.net.URI;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
@@ -92,6 +96,10 @@ public final class BenchCommand implements Callable<Integer> {
       description = "With --idle-connections: how long the connections stay idle.")
   Duration hold;
 
+  @Option(names = {"-H", "--header"}, description = "A request header, 'Name: value' (repeatable), for example "
+      + "'Authorization: Bearer sk-...'.")
+  List<String> header = new ArrayList<>();
+
   @Option(names = "--json", description = "Print the results as JSON.")
   boolean json;
 
@@ -101,12 +109,24 @@ public final class BenchCommand implements Callable<Integer> {
   @Spec
   CommandSpec spec;
 
+  private static Map<String, String> headers(List<String> lines) {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String line : lines) {
+      int colon = line.indexOf(':');
+      if (colon <= 0) {
+        throw new IllegalArgumentException("a header is 'Name: value', got '" + line + "'");
+      }
+      out.put(line.substring(0, colon).strip(), line.substring(colon + 1).strip());
+    }
+    return out;
+  }
+
   @Override
   public Integer call() throws Exception {
     BenchSettings settings;
     try {
       settings = new BenchSettings(url, path, model, stream, concurrency, rate, poisson, maxInflight, duration,
-          warmup, rampUp, maxTokens, promptChars, !noUsage);
+          warmup, rampUp, maxTokens, promptChars, !noUsage, headers(header));
     } catch (IllegalArgumentException e) {
       throw new ParameterException(spec.commandLine(), e.getMessage());
     }

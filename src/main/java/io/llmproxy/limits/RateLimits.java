@@ -57,9 +57,11 @@ public final class RateLimits {
 
   /** A bucket of {@code capacity} refilled at {@code perSecond}, full at the start. */
   static Bucket bucket(long capacity, double perSecond, TimeMeter time) {
-    // refill n tokens every n/rate seconds, n whole and at least 1, for rates below 1/s too
-    long n = Math.max(1, (long) Math.ceil(perSecond));
-    long periodNanos = Math.max(1, Math.round(n * S / perSecond));
+    // Refill n tokens every n/rate seconds, n whole and at least 1, for rates below 1/s too. Bucket4j
+    // refills at most a token a nanosecond: a higher rate is no limit in practice, and is clamped.
+    double rate = Math.min(perSecond, S);
+    long n = Math.max(1, (long) Math.ceil(rate));
+    long periodNanos = Math.max(n, Math.round(n * S / rate));
     return Bucket.builder()
         .addLimit(l -> l.capacity(capacity).refillGreedy(n, Duration.ofNanos(periodNanos)))
         .withCustomTimePrecision(time)

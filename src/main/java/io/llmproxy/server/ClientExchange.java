@@ -41,6 +41,7 @@ import java.time.Instant;
  * the key's concurrency released, and one usage event for a request that reached a backend.
  */
 final class ClientExchange implements Downstream {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ClientExchange.class);
   /** nginx's code for "client closed request", used in metrics and logs only. */
   static final int CLIENT_CLOSED = 499;
   /** The most a request body buffer holds before any of the body has arrived. */
@@ -107,6 +108,14 @@ final class ClientExchange implements Downstream {
   }
 
   void start() {
+    try {
+      begin();
+    } catch (RuntimeException e) {
+      internalError(e);
+    }
+  }
+
+  private void begin() {
     resp.closeHandler(v -> onClientClosed());
     AccessControl access = services.access();
     if (access.active()) {
@@ -150,7 +159,11 @@ final class ClientExchange implements Downstream {
     });
     req.endHandler(v -> {
       if (!done) {
-        onBody();
+        try {
+          onBody();
+        } catch (RuntimeException e) {
+          internalError(e);
+        }
       }
     });
   }
@@ -398,6 +411,23 @@ final class ClientExchange implements Downstream {
       vertx.cancelTimer(timer);
       connection.close();
     });
+  }
+
+  /** A bug in the gateway: said in the log, and answered (a 500 if nothing went out yet) instead of hanging. */
+  private void internalError(RuntimeException e) {
+    LOG.error("request {} failed inside the gateway", requestId, e);
+    if (done) {
+      return;
+    }
+    if (dispatch != null) {
+      dispatch.cancel(CancelReason.CLIENT_DISCONNECT);
+    }
+    if (resp.headWritten()) {
+      resp.reset();
+      complete();
+    } else {
+      reject(OpenAiError.INTERNAL_ERROR, "The gateway failed to handle this request (request id " + requestId + ").", null);
+    }
   }
 
   private void onClientClosed() {

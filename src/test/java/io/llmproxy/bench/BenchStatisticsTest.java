@@ -143,7 +143,7 @@ class BenchStatisticsTest {
     assertThat(chat.path("stream_options").path("include_usage").asBoolean()).isTrue();
 
     BenchSettings completions = new BenchSettings(URI.create("http://h:1"), "/v1/completions", "m", false, 1, 0,
-        false, 0, Duration.ofSeconds(1), Duration.ZERO, Duration.ZERO, 0, 600, true);
+        false, 0, Duration.ofSeconds(1), Duration.ZERO, Duration.ZERO, 0, 600, true, null);
     JsonNode c = m.readTree(completions.requestBody());
     assertThat(c.path("prompt").asText()).hasSizeBetween(594, 600);
     assertThat(c.has("messages")).isFalse();

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Access control's cost (issue 7): the same load through llmproxy without auth, and with auth (1,000
+# keys), per-key rate limits, the global rate limit and daily quotas on (none of them binding), in one
+# run, next to direct and nginx. llmproxy bench, closed loop, non-streaming and streaming; ROUNDS
+# rounds with the targets interleaved; medians and the ratio auth on / auth off.
+# Needs a JDK 21+ and nginx (apt-get install -y nginx). About 6 minutes.
+#
+#   bench/auth.sh
+#   ROUNDS=1 SECONDS_PER_RUN=5 bench/auth.sh   # a quicker look
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+ROUNDS="${ROUNDS:-3}"
+SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
+CONCURRENCY="${CONCURRENCY:-32}"
+BASE_PORT="${BASE_PORT:-18400}"
+work="$(mktemp -d /tmp/llmproxy-auth.XXXXXX)"
+SIM=$((BASE_PORT + 1)) NG=$((BASE_PORT + 2)) OFF=$((BASE_PORT + 3)) ON=$((BASE_PORT + 4))
+KEY="sk-llmproxy-bench-0500"
+
+command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y nginx" >&2; exit 1; }
+[ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+wait_ready() { for _ in $(seq 1 2000); do curl -sf -o /dev/null "$1" && return 0; sleep 0.01; done; echo "$1 never answered" >&2; exit 1; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+jget() {
+  if [ -z "$2" ]; then echo "$1" | sed -E "s/.*\"$3\":([-0-9.eE+]+|true|false).*/\1/"
+  else echo "$1" | sed -E "s/.*\"$2\":\{[^}]*\"$3\":([-0-9.eE+]+).*/\1/"; fi
+}
+
+bin/llmproxy simulate --port $SIM --ttft 0 --itl 0 --tokens 16 > "$work/sim.log" 2>&1 & pids+=($!)
+cat > "$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 10000; }
+http {
+  access_log $work/nginx-access.log;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  upstream sim { server 127.0.0.1:$SIM; keepalive 1024; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_buffering off;
+  proxy_request_buffering off;
+  server { listen 127.0.0.1:$NG backlog=16384; location / { proxy_pass http://sim; } }
+}
+NGINX
+nginx -c "$work/nginx.conf"
+
+{
+  echo "listen: \"127.0.0.1:$OFF\""
+  echo "backends: [{url: \"http://127.0.0.1:$SIM\", name: sim}]"
+} > "$work/off.yaml"
+{
+  echo "listen: \"127.0.0.1:$ON\""
+  echo "backends: [{url: \"http://127.0.0.1:$SIM\", name: sim}]"
+  echo "data_dir: \"$work/data\""
+  echo "auth: {enabled: true, defaults: {quota_reset_period: daily, total_quota: 1000000000000}}"
+  echo "rate_limit:"
+  echo "  enabled: true"
+  echo "  global: {requests_per_second: 10000000, burst_size: 10000000}"
+  echo "  per_key: {requests_per_second: 1000000, requests_per_minute: 100000000, tokens_per_minute: 100000000000, max_concurrent: 100000}"
+  echo "api_keys:"
+  for i in $(seq -w 0001 1000); do echo "  - {key: \"sk-llmproxy-bench-$i\", name: \"team $i\", user_id: \"u$i\", allowed_models: [\"sim-*\"]}"; done
+} > "$work/on.yaml"
+bin/llmproxy --config "$work/off.yaml" > "$work/off.log" 2>&1 & pids+=($!)
+bin/llmproxy --config "$work/on.yaml" > "$work/on.log" 2>&1 & pids+=($!)
+wait_ready "http://127.0.0.1:$OFF/ready"; wait_ready "http://127.0.0.1:$ON/ready"; wait_ready "http://127.0.0.1:$NG/health"
+
+url() { case $1 in direct) echo "http://127.0.0.1:$SIM";; nginx) echo "http://127.0.0.1:$NG";; off) echo "http://127.0.0.1:$OFF";; on) echo "http://127.0.0.1:$ON";; esac; }
+f0() { awk -v v="$1" 'BEGIN {printf "%.0f", v}'; }
+f2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
+bench() { bin/llmproxy bench --json --no-progress -c "$CONCURRENCY" --max-tokens 16 -H "Authorization: Bearer $KEY" "$@" 2>>"$work/bench-errors.log"; }
+TARGETS="direct nginx off on"
+
+log "warming up (JIT): 20 s through each gateway"
+for t in off on; do bench --url "$(url $t)" -d 10s --warmup 0s > /dev/null; bench --url "$(url $t)" --stream -d 10s --warmup 0s > /dev/null; done
+declare -A NS NS_P50 NS_ERR ST ST_P50 ST_ERR
+for r in $(seq 1 "$ROUNDS"); do
+  log "round $r of $ROUNDS"
+  for t in $TARGETS; do
+    j=$(bench --url "$(url $t)" -d ${SECONDS_PER_RUN}s --warmup 2s)
+    NS[$t]+="$(f0 "$(jget "$j" "" requests_per_second)") "; NS_P50[$t]+="$(f2 "$(jget "$j" latency_ms p50)") "; NS_ERR[$t]+="$(jget "$j" "" errors) "
+    j=$(bench --url "$(url $t)" --stream -d ${SECONDS_PER_RUN}s --warmup 2s)
+    ST[$t]+="$(f0 "$(jget "$j" "" requests_per_second)") "; ST_P50[$t]+="$(f2 "$(jget "$j" ttft_ms p50)") "; ST_ERR[$t]+="$(jget "$j" "" errors) "
+  done
+done
+
+vals() { local -n arr=$1; echo "${arr[$2]:-}" | median; }
+each() { local -n arr=$1; echo "${arr[$2]:-}" | xargs; }
+echo
+echo "# bench/auth.sh, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds of ${SECONDS_PER_RUN}s, -c $CONCURRENCY, $(nproc) cores"
+echo
+echo "| | direct | nginx | llmproxy, auth off | llmproxy, auth + limits + quota on |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for m in NS NS_P50 NS_ERR ST ST_P50 ST_ERR; do
+  case $m in NS) name="non-streaming req/s";; NS_P50) name="non-streaming latency p50 ms";; NS_ERR) name="non-streaming errors";;
+    ST) name="streaming req/s";; ST_P50) name="streaming TTFT p50 ms";; ST_ERR) name="streaming errors";; esac
+  printf "| %s | %s | %s | %s | %s |\n" "$name" "$(vals $m direct) ($(each $m direct))" "$(vals $m nginx) ($(each $m nginx))" \
+    "$(vals $m off) ($(each $m off))" "$(vals $m on) ($(each $m on))"
+done
+echo
+echo "auth on / auth off, median req/s: non-streaming $(awk -v a="$(vals NS on)" -v b="$(vals NS off)" 'BEGIN {printf "%.3f", a/b}'), streaming $(awk -v a="$(vals ST on)" -v b="$(vals ST off)" 'BEGIN {printf "%.3f", a/b}')"
+echo "usage recorded by the auth-on gateway: $(curl -s "http://127.0.0.1:$ON/metrics" | awk '/^llmproxy_requests_total\{/ {s += $NF} END {printf "%.0f requests", s}')"
+echo "(logs in $work)"
