@@ -16,7 +16,7 @@ import java.util.Map;
 final class UsageMetrics {
   /**
    * Usage events, by outcome, each counted when it happens: {@code recorded} when
-   * {@link UsageRecorder#record} accepts one; {@code spooled} when the group commit that put it in the
+   * {@link UsageRecorder#record} queues one (not when it drops it); {@code spooled} when the group commit that put it in the
    * spool returns; {@code delivered} when the webhook answered 2xx; {@code retried} for each immediate
    * retry of a delivery; {@code failed} when an event's attempts are used up and it stays in the spool
    * until the next round; {@code dropped} when it could not be kept (queue over its bound, recorded

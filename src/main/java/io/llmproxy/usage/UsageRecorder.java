@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -49,6 +50,7 @@ public final class UsageRecorder implements AutoCloseable {
 
   private final Store store;
   private final boolean spoolForWebhook;
+  private final int maxQueued;
   private final ConcurrentLinkedQueue<UsageEvent> queue = new ConcurrentLinkedQueue<>();
   private final AtomicInteger queued = new AtomicInteger();
   /** True while the writer is parked or about to park: the one producer that flips it wakes the writer. */
@@ -70,7 +72,12 @@ public final class UsageRecorder implements AutoCloseable {
    * @param registry        where {@code llmproxy_usage_events_total} is registered
    */
   public UsageRecorder(Store store, boolean spoolForWebhook, MeterRegistry registry) {
+    this(store, spoolForWebhook, registry, MAX_QUEUED);
+  }
+
+  UsageRecorder(Store store, boolean spoolForWebhook, MeterRegistry registry, int maxQueued) {
     this.store = requireNonNull(store, "store");
+    this.maxQueued = maxQueued;
     this.spoolForWebhook = spoolForWebhook;
     UsageMetrics metrics = new UsageMetrics(requireNonNull(registry, "registry"));
     this.recorded = metrics.counter(Outcome.RECORDED);
@@ -87,19 +94,19 @@ public final class UsageRecorder implements AutoCloseable {
    */
   public void record(UsageEvent event) {
     requireNonNull(event, "event");
-    recorded.increment();
     if (closed) {
-      drop(1, "a usage event was recorded after the usage recorder closed; it is lost (request "
+      drop(() -> "a usage event was recorded after the usage recorder closed; it is lost (request "
           + event.requestId() + ")");
       return;
     }
-    if (queued.incrementAndGet() > MAX_QUEUED) {
+    if (queued.incrementAndGet() > maxQueued) {
       queued.decrementAndGet();
-      drop(1, "the usage queue holds " + MAX_QUEUED + " events: the store is not keeping up, and usage events"
+      drop(() -> "the usage queue holds " + maxQueued + " events: the store is not keeping up, and usage events"
           + " are being dropped until it does (llmproxy_usage_events_total{outcome=\"dropped\"})");
       return;
     }
     queue.add(event);
+    recorded.increment();
     if (idle.compareAndSet(true, false)) {
       LockSupport.unpark(writer);
     }
@@ -118,10 +125,10 @@ public final class UsageRecorder implements AutoCloseable {
     listeners.add(requireNonNull(listener, "listener"));
   }
 
-  private void drop(int n, String message) {
-    dropped.increment(n);
+  private void drop(Supplier<String> message) {
+    dropped.increment();
     if (dropping.compareAndSet(false, true)) {
-      log.error(message);
+      log.error(message.get());
     }
   }
 

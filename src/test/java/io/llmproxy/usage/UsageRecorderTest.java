@@ -110,6 +110,24 @@ class UsageRecorderTest {
   }
 
   @Test
+  void overItsBoundTheQueueDropsAndCountsInsteadOfGrowing() throws Exception {
+    GatedStore store = new GatedStore(EmbeddedStore.inMemory());
+    try (UsageRecorder recorder = new UsageRecorder(store, true, registry, 10)) {
+      recorder.record(event("first"));
+      assertThat(store.firstCommitStarted.await(10, TimeUnit.SECONDS)).isTrue();
+      for (int i = 0; i < 15; i++) {
+        recorder.record(event("r" + i));
+      }
+      assertThat(events(registry, "dropped")).isEqualTo(5);
+      store.release.countDown();
+      await().atMost(Duration.ofSeconds(10)).until(() -> recorder.acknowledged() == 11);
+      assertThat(events(registry, "recorded")).isEqualTo(11);
+    } finally {
+      store.close();
+    }
+  }
+
+  @Test
   void closeWritesEverythingStillQueued() {
     try (Store store = EmbeddedStore.inMemory()) {
       UsageRecorder recorder = new UsageRecorder(store, true, registry);
