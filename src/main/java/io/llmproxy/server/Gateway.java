@@ -13,6 +13,8 @@ import io.llmproxy.limits.Quotas;
 import io.llmproxy.limits.RateLimits;
 import io.llmproxy.store.EmbeddedStore;
 import io.llmproxy.store.Store;
+import io.llmproxy.usage.UsageRecorder;
+import io.llmproxy.usage.WebhookDelivery;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.config.OutlierDetectionConfig;
 import io.llmproxy.config.RoutingConfig;
@@ -72,6 +74,10 @@ public final class Gateway {
   /** The embedded store; null when nothing needs one (no auth and no usage hook). */
   private final Store store;
   private final AccessControl access;
+  /** Usage events to the store (and the spool); null without a store. */
+  private final UsageRecorder usage;
+  /** The usage webhook; null when off. */
+  private WebhookDelivery webhook;
   private long quotaFlushTimer = -1;
   private final List<GatewayVerticle> verticles = new ArrayList<>();
   private String deploymentId;
@@ -108,9 +114,12 @@ public final class Gateway {
     try {
       this.access = accessControl();
     } catch (RuntimeException e) {
-      store.close();
+      if (store != null) {
+        store.close();
+      }
       throw e;
     }
+    this.usage = store == null ? null : new UsageRecorder(store, config.usageHook().enabled(), metrics.registry());
     BodyScanner.warmUp();
   }
 
@@ -247,6 +256,11 @@ public final class Gateway {
         .map(id -> {
           deploymentId = id;
           port = verticles.get(0).actualPort();
+          if (config.usageHook().enabled()) {
+            // delivers what a previous run left in the spool, then each batch the recorder commits
+            webhook = new WebhookDelivery(vertx, store, config.usageHook(), metrics.registry());
+            usage.onAcknowledged(n -> webhook.wake());
+          }
           health.start();
           models.start();
           LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops ({})",
@@ -302,6 +316,7 @@ public final class Gateway {
     Promise<Void> done = Promise.promise();
     undeploy
         .eventually(probeClient::close)
+        .eventually(() -> flushUsage(drain))
         .onComplete(ar -> vertx.close().onComplete(closed -> {
           closeStore();
           accessLog.close();
@@ -313,13 +328,29 @@ public final class Gateway {
     return stopping.compareAndSet(null, f) ? f : stopping.get();
   }
 
-  /** Each request's usage: totals per key and day in the store; null when there is no store. */
+  /** Each request's usage event: to the recorder (store totals, the webhook's spool); null without a store. */
   private UsageLedger usageLedger() {
-    if (store == null) {
-      return null;
+    return usage == null ? null : usage::record;
+  }
+
+  /**
+   * After the last request: the recorder writes what it holds, then the webhook gets up to the drain
+   * time (at least a second) to deliver the spool (SPEC §9); what it cannot stays spooled for the next
+   * start.
+   */
+  private Future<Void> flushUsage(Duration drain) {
+    if (usage == null) {
+      return Future.succeededFuture();
     }
-    return e -> store.addUsage(e.keyId() == null ? "-" : e.keyId(), e.timestamp().atZone(java.time.ZoneOffset.UTC).toLocalDate(),
-        1, e.promptTokens(), e.completionTokens());
+    return vertx.executeBlocking(() -> {
+      usage.close();
+      return null;
+    }, false).compose(v -> webhook == null ? Future.<Void>succeededFuture()
+        : webhook.drain(drain.compareTo(Duration.ofSeconds(1)) < 0 ? Duration.ofSeconds(1) : drain)
+            .eventually(() -> {
+              webhook.close();
+              return Future.succeededFuture();
+            })).mapEmpty();
   }
 
   /** The last quota counts and usage go to the store, which closes. */

@@ -9,7 +9,9 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.time.LocalDate;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -168,13 +170,22 @@ public final class UsageRecorder implements AutoCloseable {
 
   private void write(List<UsageEvent> batch) {
     try {
+      // The batch's totals are summed per key and day first: one store write each, not one per event.
+      Map<String, long[]> totals = new HashMap<>();
       for (UsageEvent e : batch) {
-        store.addUsage(e.keyId() == null ? NO_KEY : e.keyId(), LocalDate.ofInstant(e.timestamp(), ZoneOffset.UTC),
-            1, e.promptTokens(), e.completionTokens());
+        String key = (e.keyId() == null ? NO_KEY : e.keyId()) + '|' + LocalDate.ofInstant(e.timestamp(), ZoneOffset.UTC);
+        long[] t = totals.computeIfAbsent(key, k -> new long[3]);
+        t[0]++;
+        t[1] += e.promptTokens();
+        t[2] += e.completionTokens();
         if (spoolForWebhook) {
           store.spool().append(e.toJson());
         }
       }
+      totals.forEach((k, t) -> {
+        int bar = k.lastIndexOf('|');
+        store.addUsage(k.substring(0, bar), LocalDate.parse(k.substring(bar + 1)), t[0], t[1], t[2]);
+      });
       store.commit();
     } catch (RuntimeException ex) {
       // A store that fails a write (disk full, closed) will not take the batch on a second try
