@@ -27,6 +27,9 @@ public final class Quotas {
 
   private static final class Counter {
     volatile long periodStart;
+    /** The period's end and kind, cached so that most requests do no calendar arithmetic. */
+    volatile long periodEnd = Long.MIN_VALUE;
+    volatile QuotaPeriod period;
     final AtomicLong used = new AtomicLong();
     volatile boolean dirty;
 
@@ -44,16 +47,22 @@ public final class Quotas {
 
   /** The key's counter for the period holding now, started over at a boundary. */
   private Counter current(ApiKey key, Instant now) {
-    long start = QuotaPeriods.start(key.period(), now);
-    Counter c = counters.computeIfAbsent(key.id(), id -> new Counter(start, 0));
-    if (c.periodStart != start) {
-      synchronized (c) {
-        if (c.periodStart != start) {
-          c.used.set(0);
-          c.periodStart = start;
-          c.dirty = true;
-        }
+    QuotaPeriod p = key.period();
+    long second = now.getEpochSecond();
+    Counter c = counters.get(key.id());
+    if (c != null && c.period == p && second >= c.periodStart && second < c.periodEnd) {
+      return c;
+    }
+    long start = QuotaPeriods.start(p, now);
+    c = counters.computeIfAbsent(key.id(), id -> new Counter(start, 0));
+    synchronized (c) {
+      if (c.periodStart != start) {
+        c.used.set(0);
+        c.periodStart = start;
+        c.dirty = true;
       }
+      c.period = p;
+      c.periodEnd = QuotaPeriods.next(p, start);
     }
     return c;
   }

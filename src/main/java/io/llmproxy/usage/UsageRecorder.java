@@ -47,6 +47,8 @@ public final class UsageRecorder implements AutoCloseable {
   static final int MAX_BATCH = 8_192;
   /** How long the writer sleeps when nothing wakes it; only bounds a lost wake-up. */
   private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+  /** At most about 200 commits a second. */
+  private static final long MIN_COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
   private static final String NO_KEY = "-";
   private static final Logger log = LoggerFactory.getLogger(UsageRecorder.class);
 
@@ -139,6 +141,11 @@ public final class UsageRecorder implements AutoCloseable {
     while (true) {
       boolean stopping = closed;
       if (writeBatch(batch)) {
+        if (!closed) {
+          // Under load, events gather for a few milliseconds between commits: a commit is a file
+          // write, and hundreds a second would cost more CPU than the requests they record.
+          LockSupport.parkNanos(this, MIN_COMMIT_INTERVAL_NANOS);
+        }
         continue;
       }
       if (stopping) {
