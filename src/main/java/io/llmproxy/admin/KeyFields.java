@@ -67,7 +67,7 @@ final class KeyFields {
       node = JSON.readTree(body.getBytes());
     } catch (JsonProcessingException e) {
       JsonLocation at = e.getLocation();
-      throw badRequest("The request body is not valid JSON: " + e.getOriginalMessage()
+      throw badRequest("The request body is not valid JSON: " + reason(e)
           + (at == null ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")") + ".", null);
     } catch (IOException e) {
       throw badRequest("The request body could not be read as JSON.", null);
@@ -76,6 +76,18 @@ final class KeyFields {
       throw badRequest("The request body must be a JSON object, not " + kind(node) + ".", null);
     }
     return node;
+  }
+
+  /** Jackson's reason, without the location details it appends (given separately). */
+  private static String reason(JsonProcessingException e) {
+    String m = e.getOriginalMessage();
+    for (String tail : new String[] {"\n", " (start marker at", " at [Source"}) {
+      int cut = m.indexOf(tail);
+      if (cut > 0) {
+        m = m.substring(0, cut);
+      }
+    }
+    return m;
   }
 
   /** The fields of {@code POST /admin/api-keys}: every field optional, status active unless given. */
