@@ -10,6 +10,7 @@ import io.vertx.core.buffer.Buffer;
 public enum OpenAiError {
   INVALID_REQUEST(400, "invalid_request_error", "invalid_request_error"),
   INVALID_API_KEY(401, "invalid_request_error", "invalid_api_key"),
+  INVALID_ADMIN_TOKEN(401, "invalid_request_error", "invalid_admin_token"),
   KEY_DISABLED(403, "permission_error", "key_disabled"),
   KEY_EXPIRED(403, "permission_error", "key_expired"),
   IP_NOT_ALLOWED(403, "permission_error", "ip_not_allowed"),
@@ -17,6 +18,8 @@ public enum OpenAiError {
   NOT_FOUND(404, "invalid_request_error", "not_found"),
   MODEL_NOT_FOUND(404, "invalid_request_error", "model_not_found"),
   METHOD_NOT_ALLOWED(405, "invalid_request_error", "method_not_allowed"),
+  KEY_EXISTS(409, "invalid_request_error", "key_exists"),
+  KEY_IN_CONFIG(409, "invalid_request_error", "key_in_config"),
   REQUEST_TOO_LARGE(413, "invalid_request_error", "request_too_large"),
   RATE_LIMIT_EXCEEDED(429, "rate_limit_error", "rate_limit_exceeded"),
   INSUFFICIENT_QUOTA(429, "insufficient_quota", "insufficient_quota"),

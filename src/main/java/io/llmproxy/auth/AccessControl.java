@@ -184,7 +184,7 @@ public final class AccessControl {
   }
 
   /** The key in {@code Authorization: Bearer <key>}; null when there is none. */
-  static String bearer(String authorization) {
+  public static String bearer(String authorization) {
     if (authorization == null) {
       return null;
     }

@@ -53,7 +53,20 @@ public record RoutingConfig(
       Duration maxThreshold,
       int maxParallel,
       double budgetPercent,
-      FirstTokenMode firstToken) {}
+      FirstTokenMode firstToken) {
+
+    /**
+     * The hedge threshold for a window whose chosen percentile is {@code percentileNanos} (-1 when it
+     * is empty): the fixed threshold when one is set, else the percentile (the maximum when nothing is
+     * known), clamped to {@code [min_threshold, max_threshold]}.
+     */
+    public long thresholdNanos(long percentileNanos) {
+      long min = minThreshold.toNanos();
+      long max = maxThreshold.toNanos();
+      long t = threshold.fixed() != null ? threshold.fixed().toNanos() : percentileNanos < 0 ? max : percentileNanos;
+      return Math.max(min, Math.min(max, t));
+    }
+  }
 
   /**
    * Either a percentile of recent TTFT ({@code p95} gives {@code percentile = 95.0}) or a fixed

@@ -4,7 +4,7 @@ import java.util.Collection;
 import java.util.Locale;
 
 /** "Did you mean ...?" for a mistyped key, by edit distance. */
-final class Suggestions {
+public final class Suggestions {
 
   private Suggestions() {}
 
@@ -13,7 +13,7 @@ final class Suggestions {
    * key's length in edits (at least 1), where swapping two neighbours is one edit and {@code -} equals
    * {@code _}.
    */
-  static String closest(String typed, Collection<String> known) {
+  public static String closest(String typed, Collection<String> known) {
     String normalized = typed.toLowerCase(Locale.ROOT).replace('-', '_');
     int limit = Math.max(1, typed.length() / 3);
     String best = null;

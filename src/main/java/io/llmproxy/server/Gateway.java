@@ -3,6 +3,7 @@ package io.llmproxy.server;
 import static java.util.Objects.requireNonNull;
 
 import io.github.bucket4j.TimeMeter;
+import io.llmproxy.admin.AdminApi;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ClientAddress;
 import io.llmproxy.auth.KeyRegistry;
@@ -236,7 +237,8 @@ public final class Gateway {
 
   private Future<Gateway> deploy(int loops) {
     GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness,
-        new ProxyServices(timeouts, metrics, stats, budget), access, usageLedger());
+        new ProxyServices(timeouts, metrics, stats, budget), access, usageLedger(), config.admin().enabled()
+            ? AdminApi.create(vertx, config, access, store, router, stats, Gateway::stateOf, clock) : null);
     if (access.quotas() != null) {
       // quota counters reach the disk at least once a second (SPEC §9), off the event loops
       quotaFlushTimer = vertx.setPeriodic(1000, id -> vertx.executeBlocking(() -> {

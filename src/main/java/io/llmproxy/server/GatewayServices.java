@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.admin.AdminApi;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.metrics.GatewayMetrics;
@@ -10,7 +11,8 @@ import io.llmproxy.routing.Router;
 /**
  * What every event loop's server shares: the config, the router, metrics, logs, readiness, and what
  * the dispatches share (the timeout wheel, latency statistics, the hedging budget), access control,
- * and the usage ledger (null when nothing needs usage: no auth and no usage hook).
+ * the usage ledger (null when nothing needs usage: no auth and no usage hook), and the admin API
+ * (null when {@code admin.token} is not set).
  */
 record GatewayServices(
     GatewayConfig config,
@@ -21,7 +23,8 @@ record GatewayServices(
     Readiness readiness,
     ProxyServices proxy,
     AccessControl access,
-    UsageLedger usage) {
+    UsageLedger usage,
+    AdminApi admin) {
 
   Timeouts timeouts() {
     return proxy.timeouts();

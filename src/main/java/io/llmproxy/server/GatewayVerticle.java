@@ -97,6 +97,8 @@ final class GatewayVerticle extends VerticleBase {
           metrics(req);
         } else if (path.startsWith("/v1/")) {
           proxy(req, Route.PASSTHROUGH);
+        } else if (path.startsWith("/admin/") && services.admin() != null) {
+          services.admin().handle(req); // without admin.token, /admin/* is an unknown path
         } else {
           error(req, OpenAiError.NOT_FOUND, "Unknown path " + req.method() + " " + path + ".");
         }

@@ -90,6 +90,17 @@ public final class LatencyStats {
     });
   }
 
+  /** Sees one entry of {@link #forEach}. */
+  public interface EntryVisitor {
+    /** @param model the model name as recorded; {@code ""} for requests naming none, {@code "other"} past the bound */
+    void visit(String backend, String model, Kind kind, Entry entry);
+  }
+
+  /** Visits every entry, in no particular order (for the admin API). */
+  public void forEach(EntryVisitor visitor) {
+    entries.forEach((k, e) -> visitor.visit(k.backend(), k.model() == OTHER ? "other" : k.model(), k.kind(), e));
+  }
+
   /** Records one observed latency (or, for a cancelled loser, its elapsed time as a lower bound). */
   public void record(String backend, String model, Kind kind, long latencyNanos) {
     long now = now();

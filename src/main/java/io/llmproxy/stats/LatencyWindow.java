@@ -78,6 +78,26 @@ public final class LatencyWindow {
     return cachedValueNanos;
   }
 
+  /**
+   * Several percentiles (0–100) of the window in nanoseconds, each -1 when it is empty. For readers
+   * other than the hedge (the admin API): it merges into a histogram of its own and leaves the
+   * hedge's cached percentile alone.
+   */
+  public synchronized long[] percentilesNanos(double[] percentiles, long nowNanos) {
+    long epoch = Math.floorDiv(nowNanos, slotNanos);
+    Histogram h = new Histogram(MAX_MICROS, 2);
+    for (int i = 0; i < slots.length; i++) {
+      if (live(slotEpoch[i], epoch)) {
+        h.add(slots[i]);
+      }
+    }
+    long[] out = new long[percentiles.length];
+    for (int i = 0; i < percentiles.length; i++) {
+      out[i] = h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(percentiles[i]) * 1_000;
+    }
+    return out;
+  }
+
   private boolean live(long slotEpochValue, long nowEpoch) {
     return slotEpochValue != Long.MIN_VALUE && nowEpoch - slotEpochValue < slots.length;
   }

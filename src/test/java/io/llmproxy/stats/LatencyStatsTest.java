@@ -47,6 +47,32 @@ class LatencyStatsTest {
   }
 
   @Test
+  void severalPercentilesAtOnceAreFreshAndLeaveTheCachedOneAlone() {
+    LatencyWindow w = new LatencyWindow(3, 10 * S);
+    assertThat(w.percentilesNanos(new double[] {50, 99}, 0)).containsExactly(-1, -1);
+    w.record(10 * MS, 0);
+    assertThat(w.percentileNanos(50, 0) / (double) MS).isCloseTo(10, within(0.1));
+    for (int i = 1; i <= 100; i++) {
+      w.record(i * MS, 1);
+    }
+    long[] p = w.percentilesNanos(new double[] {50, 99}, 2);
+    assertThat(p[0] / (double) MS).isCloseTo(50, within(1.0));
+    assertThat(p[1] / (double) MS).isCloseTo(99, within(1.0));
+    assertThat(w.percentileNanos(50, 3) / (double) MS).as("the hedge's cached value").isCloseTo(10, within(0.1));
+  }
+
+  @Test
+  void everyEntryIsVisited() {
+    LatencyStats stats = new LatencyStats(() -> 0L, (b, m, k, e) -> { });
+    stats.record("a", "m1", LatencyStats.Kind.TTFT, 5 * MS);
+    stats.record("a", null, LatencyStats.Kind.LATENCY, 7 * MS);
+    stats.record("b", "m1", LatencyStats.Kind.TTFT, 9 * MS);
+    List<String> seen = new ArrayList<>();
+    stats.forEach((backend, model, kind, entry) -> seen.add(backend + "/" + model + "/" + kind + "/" + entry.window().count(0)));
+    assertThat(seen).containsExactlyInAnyOrder("a/m1/TTFT/1", "a//LATENCY/1", "b/m1/TTFT/1");
+  }
+
+  @Test
   void aPercentileIsCachedForAMoment() {
     LatencyWindow w = new LatencyWindow(3, 10 * S);
     w.record(10 * MS, 0);
