@@ -94,6 +94,10 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String RATE_LIMITED = "llmproxy.rate.limited";
   /** {@code llmproxy_quota_exceeded_total}: requests refused for an exhausted quota. */
   public static final String QUOTA_EXCEEDED = "llmproxy.quota.exceeded";
+  /** {@code llmproxy_usage_events_total{outcome}}: the usage pipeline's events (registered by io.llmproxy.usage). */
+  public static final String USAGE_EVENTS = "llmproxy.usage.events";
+  /** {@code llmproxy_usage_spool_events}: usage events waiting in the spool for the webhook. */
+  public static final String USAGE_SPOOL_EVENTS = "llmproxy.usage.spool.events";
   /** {@code llmproxy_auth_failures_total{reason}}: requests refused by authentication or a key's rules. */
   public static final String AUTH_FAILURES = "llmproxy.auth.failures";
 

@@ -1,5 +1,6 @@
 package io.llmproxy.usage;
 
+import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.store.Store;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -22,9 +23,9 @@ final class UsageMetrics {
    * until the next round; {@code dropped} when it could not be kept (queue over its bound, recorded
    * after close, or the store failed).
    */
-  static final String EVENTS = "llmproxy.usage.events";
+  static final String EVENTS = GatewayMetrics.USAGE_EVENTS;
   /** Gauge: events in the spool waiting for the webhook (delivered ones leave it), read at scrape time. */
-  static final String SPOOL_EVENTS = "llmproxy.usage.spool.events";
+  static final String SPOOL_EVENTS = GatewayMetrics.USAGE_SPOOL_EVENTS;
 
   /** What happened to a usage event. */
   enum Outcome { RECORDED, SPOOLED, DELIVERED, RETRIED, FAILED, DROPPED }
