@@ -269,24 +269,18 @@ final class ClientExchange implements Downstream {
     }
     services.access().rateLimitHeaders(d.key(), resp.headers());
     String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
-    boolean large = contentLength != null && (contentLength.length() > 6 || Long.parseLong("0" + digits(contentLength)) > INITIAL_BODY_CAPACITY);
-    if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT)) || large) {
+    long declared;
+    try {
+      declared = contentLength == null ? 0 : Long.parseLong(contentLength.trim());
+    } catch (NumberFormatException e) {
+      declared = Long.MAX_VALUE;
+    }
+    if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT)) || declared > INITIAL_BODY_CAPACITY) {
       rejectAndClose(d.error(), d.message());
       return;
     }
     req.handler(ignored -> { });
     req.endHandler(v -> reject(d.error(), d.message(), null));
-  }
-
-  private static String digits(String s) {
-    StringBuilder sb = new StringBuilder();
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c >= '0' && c <= '9') {
-        sb.append(c);
-      }
-    }
-    return sb.toString();
   }
 
   // ---- Downstream: driven by the dispatch
