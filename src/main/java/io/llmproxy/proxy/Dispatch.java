@@ -342,20 +342,13 @@ public final class Dispatch {
 
   /** The hedge threshold for an attempt on {@code b}: its recent TTFT percentile (or the fixed value), clamped. */
   long thresholdNanos(Backend b) {
-    long min = hedgeConfig.minThreshold().toNanos();
-    long max = hedgeConfig.maxThreshold().toNanos();
-    long t;
     if (hedgeConfig.threshold().fixed() != null) {
-      t = hedgeConfig.threshold().fixed().toNanos();
-    } else {
-      LatencyStats stats = services.stats();
-      t = stats.entry(b.name(), spec.sentModel(), statsKind()).window()
-          .percentileNanos(hedgeConfig.threshold().percentile(), stats.now());
-      if (t < 0) {
-        t = max; // nothing known: hedge only when it is very late
-      }
+      return hedgeConfig.thresholdNanos(-1);
     }
-    return Math.max(min, Math.min(max, t));
+    LatencyStats stats = services.stats();
+    // nothing known (-1): hedge only when it is very late (the maximum)
+    return hedgeConfig.thresholdNanos(stats.entry(b.name(), spec.sentModel(), statsKind()).window()
+        .percentileNanos(hedgeConfig.threshold().percentile(), stats.now()));
   }
 
   /** Arms the timer for the next hedge, after the newest attempt's threshold. */

@@ -178,13 +178,9 @@ public final class Gateway {
     if (!h.enabled()) {
       return;
     }
-    long min = h.minThreshold().toNanos();
-    long max = h.maxThreshold().toNanos();
-    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT, () -> {
-      long t = h.threshold().fixed() != null ? h.threshold().fixed().toNanos()
-          : entry.window().percentileNanos(h.threshold().percentile(), System.nanoTime());
-      return Math.max(min, Math.min(max, t < 0 ? max : t)) / 1e6;
-    });
+    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT, () -> h.thresholdNanos(
+        h.threshold().fixed() != null ? -1 : entry.window().percentileNanos(h.threshold().percentile(), System.nanoTime()))
+        / 1e6);
   }
 
   /** The state {@code llmproxy_backend_state} shows: down by its health check, else its passive state. */
