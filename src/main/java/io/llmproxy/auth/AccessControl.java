@@ -65,6 +65,11 @@ public final class AccessControl {
     return addresses;
   }
 
+  /** The gateway's clock: key expiry, quota periods, and the day a request's usage counts for. */
+  public Clock clock() {
+    return clock;
+  }
+
   /**
    * The outcome of the checks: admitted (with the key, when auth is on), or refused with an error,
    * its message and, for a limit, the wait for {@code retry-after} (and the key, when one was found,

@@ -29,7 +29,6 @@ import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.net.SocketAddress;
 import java.net.InetAddress;
-import java.time.Instant;
 
 /**
  * One client request to a proxied route, from the first byte to the access-log line (SPEC §5): the
@@ -489,7 +488,7 @@ final class ClientExchange implements Downstream {
     services.access().tokensUsed(key, prompt + completion);
     if (ledger != null) {
       Backend winner = dispatch.winnerBackend();
-      ledger.record(new UsageEvent(requestId, Instant.now(), key == null ? null : key.id(),
+      ledger.record(new UsageEvent(requestId, services.access().clock().instant(), key == null ? null : key.id(),
           key == null ? null : key.name(), key == null ? null : key.userId(), clientModel,
           winner == null ? null : winner.name(), prompt, completion, estimated, stream, status,
           status == CLIENT_CLOSED, (now - receivedNanos) / 1e6));
