@@ -320,4 +320,30 @@ class RateLimitTest {
       open.forEach(r -> r.connection().close());
     }
   }
+
+  @Test
+  void listingModelsNeedsAValidKeyButNoSlotQuotaOrRate() {
+    SimulatorOptions slow = SimulatorOptions.defaults().withTtft(Duration.ofMillis(5)).withItl(Duration.ofMillis(50))
+        .withTokens(2000);
+    gw = start("enabled: true", "{max_concurrent: 1, requests_per_minute: 1}", slow);
+    List<HttpClientRequest> open = new ArrayList<>();
+    try {
+      open.add(gw.client.open("/v1/chat/completions", TestClient.chat("m", true), "authorization", "Bearer " + KEY));
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.gateway.access().limits().inflight(key()) == 1);
+      // the key's one slot and its one request this minute are taken: a model list still answers
+      for (int i = 0; i < 3; i++) {
+        Response models = gw.client.get("/v1/models", "authorization", "Bearer " + KEY);
+        assertThat(models.status()).as(models.text()).isEqualTo(200);
+      }
+      assertThat(gw.gateway.access().limits().inflight(key())).isEqualTo(1);
+      assertThat(gw.client.get("/v1/models", "authorization", "Bearer sk-llmproxy-nobody").status()).isEqualTo(401);
+    } finally {
+      open.forEach(r -> r.connection().close());
+    }
+    meter.advance(Duration.ofMinutes(1));
+    await().atMost(Duration.ofSeconds(2)).until(() -> gw.gateway.access().limits().inflight(key()) == 0);
+    Response r = gw.client.post("/v1/chat/completions", "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[]}",
+        "authorization", "Bearer " + KEY);
+    assertThat(r.status()).as("the model lists took nothing from the key's budget").isEqualTo(200);
+  }
 }
