@@ -72,7 +72,7 @@ class UsageChunkFilterTest {
     for (String[] s : new String[][] {{STREAM, EXPECTED}, {crlf(STREAM), crlf(EXPECTED)}}) {
       int len = s[0].getBytes(StandardCharsets.UTF_8).length;
       for (int cut = 0; cut <= len; cut++) {
-        assertThat(filter(s[0], cut)).as("cut at %d of %s", cut, s == null ? "" : len).isEqualTo(s[1]);
+        assertThat(filter(s[0], cut)).as("cut at %d of %d", cut, len).isEqualTo(s[1]);
       }
     }
   }

@@ -39,6 +39,7 @@ class QuotaTest {
   private static final String DAILY = "sk-llmproxy-quota-daily";
   private static final String MONTHLY = "sk-llmproxy-quota-monthly";
   private static final String BIG = "sk-llmproxy-quota-big";
+  private static final String LIFETIME = "sk-llmproxy-quota-lifetime";
 
   private static final String YAML = """
       backends:
@@ -50,9 +51,10 @@ class QuotaTest {
         - {key: "%s", name: daily}
         - {key: "%s", name: monthly, quota_reset_period: monthly}
         - {key: "%s", name: big, total_quota: 1000}
+        - {key: "%s", name: lifetime, quota_reset_period: never}
       data_dir: "${DATA}"
       health_check: {enabled: false}
-      """.formatted(DAILY, MONTHLY, BIG);
+      """.formatted(DAILY, MONTHLY, BIG, LIFETIME);
 
   private static final SimulatorOptions SIM = SimulatorOptions.defaults()
       .withTtft(Duration.ofMillis(1)).withItl(Duration.ZERO).withTokens(10);
@@ -173,6 +175,18 @@ class QuotaTest {
     assertQuotaRefusal(chat(MONTHLY, 10), "3600");
     clock.set("2026-03-01T00:00:00Z");
     assertThat(chat(MONTHLY, 10).status()).isEqualTo(200);
+  }
+
+  @Test
+  void aQuotaThatNeverResetsHasNoRetryAfter() {
+    gw = start(SIM);
+    exhaust(LIFETIME, 100);
+    Response r = chat(LIFETIME, 10);
+    assertThat(r.status()).isEqualTo(429);
+    assertThat(r.json().getJsonObject("error").getString("code")).isEqualTo("insufficient_quota");
+    assertThat(r.header("retry-after")).as("waiting does not help").isNull();
+    clock.set("2027-01-01T00:00:00Z");
+    assertThat(chat(LIFETIME, 10).status()).isEqualTo(429);
   }
 
   @Test
