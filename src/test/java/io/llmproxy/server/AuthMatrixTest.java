@@ -246,6 +246,18 @@ class AuthMatrixTest {
   }
 
   @Test
+  void onADualStackListenerAnIpv4ClientIsMatchedAsIpv4() {
+    Assumptions.assumeTrue(ipv6LoopbackAvailable(), "no IPv6 here");
+    String yaml = "listen: \"[::]:0\"\n" + yaml("[]").replace("allowed_ips: [\"10.0.1.0/24\"]", "allowed_ips: [\"127.0.0.0/8\"]");
+    try (TestGateway dual = TestGateway.builder(yaml).ownListen()
+        .vars(Map.of("DATA", dataDir.resolve("dual").toString())).clock(CLOCK).start(SIM)) {
+      assertThat(dual.url()).startsWith("http://127.0.0.1:");
+      assertThat(chat(dual, OFFICE, "llama-3-70b").status()).isEqualTo(200);
+      countsOne(dual, "ip_not_allowed", () -> assertError(chat(dual, V6_LOOPBACK, "llama-3-70b"), 403, "ip_not_allowed"));
+    }
+  }
+
+  @Test
   void theClientKeyNeverReachesTheBackendNorTheAccessLog() {
     int before = gw.posts(0).size();
     Response ok = chat(gw, GOOD, "llama-3-70b", "x-request-id", "req-secret-check-1");
