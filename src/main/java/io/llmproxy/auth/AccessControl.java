@@ -65,6 +65,11 @@ public final class AccessControl {
     return addresses;
   }
 
+  /** The gateway's clock: key expiry, quota periods, and the day a request's usage counts for. */
+  public Clock clock() {
+    return clock;
+  }
+
   /**
    * The outcome of the checks: admitted (with the key, when auth is on), or refused with an error,
    * its message and, for a limit, the wait for {@code retry-after} (and the key, when one was found,
@@ -87,30 +92,11 @@ public final class AccessControl {
    *                       has address rules; may give null
    */
   public Decision admit(String authorization, Supplier<InetAddress> clientAddress) {
-    ApiKey key = null;
-    if (keys != null) {
-      String secret = bearer(authorization);
-      if (secret == null) {
-        return authFailure("missing", OpenAiError.INVALID_API_KEY, "You didn't provide an API key. You need to "
-            + "provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
-      }
-      key = keys.find(secret);
-      if (key == null) {
-        return authFailure("invalid", OpenAiError.INVALID_API_KEY, "Incorrect API key provided.");
-      }
-      if (key.disabled()) {
-        return authFailure("disabled", OpenAiError.KEY_DISABLED, "This API key is disabled.");
-      }
-      Instant now = clock.instant();
-      if (key.expired(now)) {
-        return authFailure("expired", OpenAiError.KEY_EXPIRED, "This API key expired at " + key.stored().expiresAt() + ".");
-      }
-      if (key.hasAddressRules() && !key.allowsAddress(clientAddress.get())) {
-        InetAddress client = clientAddress.get();
-        return authFailure("ip_not_allowed", OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
-            + (client == null ? "an unknown address" : client.getHostAddress()) + ".");
-      }
+    Decision auth = authenticate(authorization, clientAddress);
+    if (!auth.admitted()) {
+      return auth;
     }
+    ApiKey key = auth.key();
     if (limits != null) {
       Rejection r = limits.admitGlobal();
       if (r != null) {
@@ -134,6 +120,39 @@ public final class AccessControl {
       }
     }
     return key == null ? ADMITTED_WITHOUT_KEY : new Decision(key, null, null, null);
+  }
+
+  /**
+   * The key alone (SPEC §5's "authenticate"): by hash, status, expiry and client address, with no
+   * limit, slot or quota taken. Admitted without a key when auth is off. For requests that use no
+   * tokens and hold no slot, such as the model list.
+   */
+  public Decision authenticate(String authorization, Supplier<InetAddress> clientAddress) {
+    if (keys == null) {
+      return ADMITTED_WITHOUT_KEY;
+    }
+    String secret = bearer(authorization);
+    if (secret == null) {
+      return authFailure("missing", OpenAiError.INVALID_API_KEY, "You didn't provide an API key. You need to "
+          + "provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+    }
+    ApiKey key = keys.find(secret);
+    if (key == null) {
+      return authFailure("invalid", OpenAiError.INVALID_API_KEY, "Incorrect API key provided.");
+    }
+    if (key.disabled()) {
+      return authFailure("disabled", OpenAiError.KEY_DISABLED, "This API key is disabled.");
+    }
+    Instant now = clock.instant();
+    if (key.expired(now)) {
+      return authFailure("expired", OpenAiError.KEY_EXPIRED, "This API key expired at " + key.stored().expiresAt() + ".");
+    }
+    if (key.hasAddressRules() && !key.allowsAddress(clientAddress.get())) {
+      InetAddress client = clientAddress.get();
+      return authFailure("ip_not_allowed", OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
+          + (client == null ? "an unknown address" : client.getHostAddress()) + ".");
+    }
+    return new Decision(key, null, null, null);
   }
 
   /** A key's model rule, once the body named the model; null when allowed. */

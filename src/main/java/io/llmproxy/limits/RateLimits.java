@@ -29,16 +29,20 @@ public final class RateLimits {
   private final double globalRps;
   private final Map<String, KeyState> keys = new ConcurrentHashMap<>();
 
-  /** A key's buckets and in-flight count, for the limits they were built from. */
+  /**
+   * A key's buckets, for the limits they were built from, and its in-flight count, which outlives
+   * them: requests admitted under the old limits are still in flight and are released into it.
+   */
   private static final class KeyState {
     final KeyLimits limits;
     final Bucket rps;
     final Bucket rpm;
     final Bucket tpm;
-    final AtomicInteger inflight = new AtomicInteger();
+    final AtomicInteger inflight;
 
-    KeyState(KeyLimits l, TimeMeter time) {
+    KeyState(KeyLimits l, TimeMeter time, AtomicInteger inflight) {
       this.limits = l;
+      this.inflight = inflight;
       double r = l.requestsPerSecond() == null ? 0 : l.requestsPerSecond();
       this.rps = r > 0 ? bucket(Math.max(1, (long) Math.ceil(r)), r, time) : null;
       long m = l.requestsPerMinute() == null ? 0 : l.requestsPerMinute();
@@ -72,7 +76,8 @@ public final class RateLimits {
     KeyLimits l = key.limits();
     KeyState s = keys.get(key.id());
     if (s == null || !s.limits.equals(l)) {
-      s = keys.compute(key.id(), (id, old) -> old != null && old.limits.equals(l) ? old : new KeyState(l, time));
+      s = keys.compute(key.id(), (id, old) -> old != null && old.limits.equals(l) ? old
+          : new KeyState(l, time, old == null ? new AtomicInteger() : old.inflight));
     }
     return s;
   }

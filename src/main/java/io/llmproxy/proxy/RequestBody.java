@@ -30,6 +30,9 @@ public final class RequestBody {
   private final boolean includeUsage;
   /** Where {@code "include_usage":true} goes: after the {@code stream_options} object's '{', or -1. */
   private final int streamOptionsOpen;
+  /** The offsets of a {@code null} value of {@code stream_options}, or -1. */
+  private final int streamOptionsNullStart;
+  private final int streamOptionsNullEnd;
   /** The offsets of a {@code false} or {@code null} value of {@code include_usage}, or -1. */
   private final int includeUsageStart;
   private final int includeUsageEnd;
@@ -37,7 +40,8 @@ public final class RequestBody {
   private final int objectEnd;
 
   private RequestBody(Buffer raw, String model, boolean stream, int modelStart, int modelEnd, boolean includeUsage,
-      int streamOptionsOpen, int includeUsageStart, int includeUsageEnd, int objectEnd) {
+      int streamOptionsOpen, int streamOptionsNullStart, int streamOptionsNullEnd, int includeUsageStart,
+      int includeUsageEnd, int objectEnd) {
     this.raw = raw;
     this.model = model;
     this.stream = stream;
@@ -45,6 +49,8 @@ public final class RequestBody {
     this.modelEnd = modelEnd;
     this.includeUsage = includeUsage;
     this.streamOptionsOpen = streamOptionsOpen;
+    this.streamOptionsNullStart = streamOptionsNullStart;
+    this.streamOptionsNullEnd = streamOptionsNullEnd;
     this.includeUsageStart = includeUsageStart;
     this.includeUsageEnd = includeUsageEnd;
     this.objectEnd = objectEnd;
@@ -87,9 +93,12 @@ public final class RequestBody {
     int end = -1;
     boolean includeUsage = false;
     int optionsOpen = -1;
+    int optionsNullStart = -1;
+    int optionsNullEnd = -1;
     int usageStart = -1;
     int usageEnd = -1;
     int objectEnd;
+    // Jackson's byte offsets are relative to the start of the parsed range, not to the array.
     try (JsonParser p = JSON.createParser(a, off, len)) {
       if (p.nextToken() != JsonToken.START_OBJECT) {
         throw new InvalidBodyException("The request body must be a JSON object.", null);
@@ -100,9 +109,9 @@ public final class RequestBody {
         JsonToken v = p.nextToken();
         if ("model".equals(name)) {
           if (v == JsonToken.VALUE_STRING) {
-            start = (int) p.currentTokenLocation().getByteOffset() - off;
+            start = (int) p.currentTokenLocation().getByteOffset();
             model = p.getText();
-            end = (int) p.currentLocation().getByteOffset() - off;
+            end = (int) p.currentLocation().getByteOffset();
           } else if (v != JsonToken.VALUE_NULL) {
             throw new InvalidBodyException("'model' must be a string.", "model");
           }
@@ -113,7 +122,7 @@ public final class RequestBody {
             throw new InvalidBodyException("'stream' must be a boolean.", "stream");
           }
         } else if ("stream_options".equals(name) && v == JsonToken.START_OBJECT) {
-          optionsOpen = (int) p.currentLocation().getByteOffset() - off;
+          optionsOpen = (int) p.currentLocation().getByteOffset();
           JsonToken o;
           while ((o = p.nextToken()) == JsonToken.FIELD_NAME) {
             String option = p.currentName();
@@ -121,8 +130,8 @@ public final class RequestBody {
             if ("include_usage".equals(option)) {
               includeUsage = ov == JsonToken.VALUE_TRUE;
               if (ov == JsonToken.VALUE_FALSE || ov == JsonToken.VALUE_NULL) {
-                usageStart = (int) p.currentTokenLocation().getByteOffset() - off;
-                usageEnd = (int) p.currentLocation().getByteOffset() - off;
+                usageStart = (int) p.currentTokenLocation().getByteOffset();
+                usageEnd = (int) p.currentLocation().getByteOffset();
               }
             }
             p.skipChildren();
@@ -130,6 +139,9 @@ public final class RequestBody {
           if (o != JsonToken.END_OBJECT) {
             throw new InvalidBodyException("The request body is not valid JSON.", null);
           }
+        } else if ("stream_options".equals(name) && v == JsonToken.VALUE_NULL) {
+          optionsNullStart = (int) p.currentTokenLocation().getByteOffset();
+          optionsNullEnd = (int) p.currentLocation().getByteOffset();
         } else {
           p.skipChildren();
         }
@@ -137,7 +149,7 @@ public final class RequestBody {
       if (t != JsonToken.END_OBJECT) {
         throw new InvalidBodyException("The request body is not valid JSON.", null);
       }
-      objectEnd = (int) p.currentTokenLocation().getByteOffset() - off;
+      objectEnd = (int) p.currentTokenLocation().getByteOffset();
       if (p.nextToken() != null) {
         throw new InvalidBodyException("The request body has data after the JSON object.", null);
       }
@@ -146,12 +158,13 @@ public final class RequestBody {
     } catch (IOException e) {
       throw new InvalidBodyException("The request body could not be read.", null);
     }
-    return new RequestBody(body, model, stream, start, end, includeUsage, optionsOpen, usageStart, usageEnd, objectEnd);
+    return new RequestBody(body, model, stream, start, end, includeUsage, optionsOpen, optionsNullStart, optionsNullEnd,
+        usageStart, usageEnd, objectEnd);
   }
 
   /** A body that is not parsed (not JSON, or a route that does not need a model). */
   public static RequestBody opaque(Buffer body) {
-    return new RequestBody(body, null, false, -1, -1, false, -1, -1, -1, -1);
+    return new RequestBody(body, null, false, -1, -1, false, -1, -1, -1, -1, -1, -1);
   }
 
   /** The client asked for usage in its stream ({@code stream_options.include_usage: true}). */
@@ -204,6 +217,10 @@ public final class RequestBody {
         usageAt = usageUntil = streamOptionsOpen;
         boolean empty = nextNonSpace(streamOptionsOpen) == '}';
         usageBytes = (empty ? "\"include_usage\":true" : "\"include_usage\":true,").getBytes(StandardCharsets.US_ASCII);
+      } else if (streamOptionsNullStart >= 0) {
+        usageAt = streamOptionsNullStart;
+        usageUntil = streamOptionsNullEnd;
+        usageBytes = "{\"include_usage\":true}".getBytes(StandardCharsets.US_ASCII);
       } else {
         usageAt = usageUntil = objectEnd;
         boolean empty = previousNonSpace(objectEnd) == '{';

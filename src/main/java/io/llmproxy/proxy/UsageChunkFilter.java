@@ -22,6 +22,12 @@ public final class UsageChunkFilter {
   /** The line feeds and carriage returns just before the scan position (a blank line ends an event). */
   private int newlines;
   private boolean lastWasCr;
+  /**
+   * The last event ended with the CR of a CRLF CRLF at the very end of a chunk: its LF may still
+   * come, at the start of the next chunk, and belongs to that event (and goes or stays with it).
+   */
+  private boolean lfOwedByLast;
+  private boolean lastRemoved;
   private int removed;
 
   /** What of {@code chunk} may go to the client now, in order; may be empty. */
@@ -36,6 +42,16 @@ public final class UsageChunkFilter {
     Buffer out = null; // null while nothing was removed: the output is then data[0, lastEnd)
     int eventStart = 0;
     int len = data.length();
+    if (lfOwedByLast && len > 0) {
+      lfOwedByLast = false;
+      if (data.getByte(0) == '\n') {
+        lastWasCr = false;
+        eventStart = scanFrom = 1;
+        if (lastRemoved) {
+          out = Buffer.buffer(len);
+        }
+      }
+    }
     for (int i = scanFrom; i < len; i++) {
       byte b = data.getByte(i);
       if (b == '\n') {
@@ -60,7 +76,9 @@ public final class UsageChunkFilter {
         lastWasCr = false;
       }
       int end = i + 1;
-      if (isUsageOnly(data, eventStart, end)) {
+      lfOwedByLast = end == len && data.getByte(i) == '\r';
+      lastRemoved = isUsageOnly(data, eventStart, end);
+      if (lastRemoved) {
         removed++;
         if (out == null) {
           out = Buffer.buffer(len).appendBuffer(data, 0, eventStart);

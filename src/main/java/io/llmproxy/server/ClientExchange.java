@@ -29,7 +29,6 @@ import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.net.SocketAddress;
 import java.net.InetAddress;
-import java.time.Instant;
 
 /**
  * One client request to a proxied route, from the first byte to the access-log line (SPEC §5): the
@@ -85,6 +84,8 @@ final class ClientExchange implements Downstream {
   private boolean done;
   private boolean sseResponse;
   private int status;
+  /** The status of the response the backend gave (status says what the client got, 499 if it left). */
+  private int upstreamStatus;
   private String error;
   private long bytesOut;
   /** The client's key (auth on), also for a request a limit refused; null otherwise. */
@@ -288,6 +289,7 @@ final class ClientExchange implements Downstream {
   @Override
   public void commit(Backend backend, int attempts, boolean hedged, HttpClientResponse response) {
     status = response.statusCode();
+    upstreamStatus = status;
     resp.setStatusCode(status);
     String message = response.statusMessage();
     if (message != null && !message.isEmpty()) {
@@ -489,8 +491,9 @@ final class ClientExchange implements Downstream {
   /**
    * A request that reached a backend: its tokens count against the key's quota and tokens a minute,
    * and its usage event is recorded, once. Without usage from the backend (or for a stream abandoned
-   * before its usage chunk), the counts are estimated: the prompt at 4 bytes of request body a token,
-   * the output at one token an output event (a stream) or 4 bytes of response (otherwise).
+   * before its usage chunk), the counts of a successful response are estimated: the prompt at 4 bytes
+   * of request body a token, the output at one token an output event (a stream) or 4 bytes of response
+   * (otherwise). A backend's error without usage generated nothing and counts no tokens.
    */
   private void account(Usage reported, long now) {
     UsageLedger ledger = services.usage();
@@ -504,7 +507,7 @@ final class ClientExchange implements Downstream {
       if (reported.known()) {
         prompt = Math.max(0, reported.promptTokens());
         completion = Math.max(0, reported.completionTokens());
-      } else {
+      } else if (upstreamStatus / 100 == 2) {
         estimated = true;
         prompt = (body.length() + 3) / 4;
         completion = stream ? dispatch.outputEvents() : (bytesOut + 3) / 4;
@@ -513,7 +516,7 @@ final class ClientExchange implements Downstream {
     services.access().tokensUsed(key, prompt + completion);
     if (ledger != null) {
       Backend winner = dispatch.winnerBackend();
-      ledger.record(new UsageEvent(requestId, Instant.now(), key == null ? null : key.id(),
+      ledger.record(new UsageEvent(requestId, services.access().clock().instant(), key == null ? null : key.id(),
           key == null ? null : key.name(), key == null ? null : key.userId(), clientModel,
           winner == null ? null : winner.name(), prompt, completion, estimated, stream, status,
           status == CLIENT_CLOSED, (now - receivedNanos) / 1e6));

@@ -290,6 +290,11 @@ public final class Gateway {
     return access;
   }
 
+  /** The embedded store (keys, quota counters, usage totals); null when nothing needs one. */
+  public Store store() {
+    return store;
+  }
+
   /**
    * Graceful stop (SPEC §9): {@code /ready} turns 503, the listening socket closes so new connections
    * are refused, in-flight requests may finish for up to {@code drain}, then everything closes.

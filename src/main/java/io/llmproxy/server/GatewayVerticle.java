@@ -110,23 +110,19 @@ final class GatewayVerticle extends VerticleBase {
     new ClientExchange(services, vertx, client, req, route).start();
   }
 
-  /** {@code /v1/models}: with auth on, the key is checked (as for any request) and sees only its models. */
+  /**
+   * {@code /v1/models}: with auth on, the key is checked and sees only its models. Listing them uses
+   * no tokens and holds no slot, so no rate limit, concurrency limit or quota applies.
+   */
   private void models(HttpServerRequest req) {
     AccessControl access = services.access();
-    if (!access.active()) {
-      json(req, 200, services.models().listJson());
-      return;
-    }
-    AccessControl.Decision d = access.admit(req.getHeader(HttpHeaders.AUTHORIZATION), () -> access.addresses().of(req));
+    AccessControl.Decision d = access.authenticate(req.getHeader(HttpHeaders.AUTHORIZATION),
+        () -> access.addresses().of(req));
     if (!d.admitted()) {
-      if (d.retryAfter() != null) {
-        req.response().putHeader(HttpHeaders.RETRY_AFTER, d.retryAfter());
-      }
       error(req, d.error(), d.message());
       return;
     }
     ApiKey key = d.key();
-    access.release(key);
     json(req, 200, key == null ? services.models().listJson() : services.models().listJson(key::allowsModel));
   }
 

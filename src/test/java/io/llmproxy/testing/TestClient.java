@@ -170,6 +170,46 @@ public final class TestClient {
     })));
   }
 
+  /** A stream being read: what arrived so far, and the request, to cut it. */
+  public static final class OpenStream {
+    private final HttpClientRequest request;
+    private final Buffer received = Buffer.buffer();
+    private volatile int status;
+
+    OpenStream(HttpClientRequest request) {
+      this.request = request;
+    }
+
+    public HttpClientRequest request() {
+      return request;
+    }
+
+    public int status() {
+      return status;
+    }
+
+    /** The bytes received so far. */
+    public synchronized String text() {
+      return received.toString(StandardCharsets.UTF_8);
+    }
+
+    private synchronized void append(Buffer b) {
+      received.appendBuffer(b);
+    }
+  }
+
+  /** Sends a request and reads its response as it comes, until the test cuts it or it ends. */
+  public OpenStream openStream(String path, String json, String... headerPairs) {
+    return await(onContext(() -> http.request(options(HttpMethod.POST, path, true, headerPairs)).map(req -> {
+      OpenStream open = new OpenStream(req);
+      req.send(Buffer.buffer(json)).onSuccess(resp -> {
+        open.status = resp.statusCode();
+        resp.handler(open::append);
+      });
+      return open;
+    })));
+  }
+
   private static RequestOptions options(HttpMethod method, String path, boolean json, String... headerPairs) {
     RequestOptions o = new RequestOptions().setMethod(method).setURI(path);
     if (json) {

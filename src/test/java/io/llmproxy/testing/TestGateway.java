@@ -1,5 +1,6 @@
 package io.llmproxy.testing;
 
+import io.github.bucket4j.TimeMeter;
 import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.server.Gateway;
@@ -12,6 +13,12 @@ import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -23,7 +30,7 @@ import org.awaitility.Awaitility;
 /**
  * A gateway on a free port in front of in-process simulated backends, for integration tests. The
  * config is YAML in which {@code ${SIM0}}, {@code ${SIM1}}, ... are the simulators' URLs; a
- * {@code listen} on 127.0.0.1 port 0 is added. The simulators and the test client share one Vert.x;
+ * {@code listen} on 127.0.0.1 port 0 is added (unless {@link Builder#ownListen}). The simulators and the test client share one Vert.x;
  * the gateway has its own, as in production.
  */
 public final class TestGateway implements AutoCloseable {
@@ -33,36 +40,154 @@ public final class TestGateway implements AutoCloseable {
   public final HttpClientAgent http;
   public final TestClient client;
 
-  private TestGateway(Vertx vertx, List<Simulator> sims, Gateway gateway) {
+  private final ByteArrayOutputStream accessLog;
+  private final String host;
+
+  private TestGateway(Vertx vertx, List<Simulator> sims, Gateway gateway, ByteArrayOutputStream accessLog) {
     this.vertx = vertx;
     this.sims = sims;
     this.gateway = gateway;
-    this.http = vertx.createHttpClient(new HttpClientOptions().setDefaultHost("127.0.0.1")
+    this.accessLog = accessLog;
+    this.host = clientHost(gateway);
+    this.http = vertx.createHttpClient(new HttpClientOptions().setDefaultHost(host)
         .setDefaultPort(gateway.port()).setKeepAlive(true), new PoolOptions().setHttp1MaxSize(256));
     this.client = new TestClient(http, vertx.getOrCreateContext());
   }
 
   public static TestGateway start(String yaml, SimulatorOptions... backends) {
-    return start(yaml, Map.of(), backends);
+    return builder(yaml).start(backends);
   }
 
   public static TestGateway start(String yaml, Map<String, String> vars, SimulatorOptions... backends) {
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2));
-    List<Simulator> sims = new ArrayList<>();
-    try {
-      Map<String, String> env = new HashMap<>(vars);
-      for (int i = 0; i < backends.length; i++) {
-        Simulator s = await(Simulator.start(vertx, backends[i]));
-        sims.add(s);
-        env.put("SIM" + i, s.url());
-      }
-      GatewayConfig config = ConfigLoader.parse("listen: \"127.0.0.1:0\"\n" + yaml, env::get);
-      Gateway gateway = await(Gateway.start(config));
-      return new TestGateway(vertx, sims, gateway);
-    } catch (Exception e) {
-      vertx.close();
-      throw new IllegalStateException("test gateway did not start", e);
+    return builder(yaml).vars(vars).start(backends);
+  }
+
+  /** A gateway whose key expiry and quota periods follow {@code clock} and whose rate limits follow {@code time}. */
+  public static TestGateway start(String yaml, Map<String, String> vars, Clock clock, TimeMeter time,
+      SimulatorOptions... backends) {
+    return builder(yaml).vars(vars).clock(clock).timeMeter(time).start(backends);
+  }
+
+  public static Builder builder(String yaml) {
+    return new Builder(yaml);
+  }
+
+  /** How to start a test gateway; {@link #start} starts the simulators and then the gateway. */
+  public static final class Builder {
+    private final String yaml;
+    private Map<String, String> vars = Map.of();
+    private Clock clock = Clock.systemUTC();
+    private TimeMeter time = TimeMeter.SYSTEM_NANOTIME;
+    private boolean addListen = true;
+    private boolean captureAccessLog;
+
+    private Builder(String yaml) {
+      this.yaml = yaml;
     }
+
+    public Builder vars(Map<String, String> vars) {
+      this.vars = vars;
+      return this;
+    }
+
+    public Builder clock(Clock clock) {
+      this.clock = clock;
+      return this;
+    }
+
+    public Builder timeMeter(TimeMeter time) {
+      this.time = time;
+      return this;
+    }
+
+    /** The YAML has its own {@code listen} (port 0): none is added, and the client connects to its host. */
+    public Builder ownListen() {
+      this.addListen = false;
+      return this;
+    }
+
+    /** Keeps a copy of the access log, which the gateway writes to standard output ({@link #accessLog()}). */
+    public Builder captureAccessLog() {
+      this.captureAccessLog = true;
+      return this;
+    }
+
+    public TestGateway start(SimulatorOptions... backends) {
+      Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2));
+      List<Simulator> sims = new ArrayList<>();
+      try {
+        Map<String, String> env = new HashMap<>(vars);
+        for (int i = 0; i < backends.length; i++) {
+          Simulator s = await(Simulator.start(vertx, backends[i]));
+          sims.add(s);
+          env.put("SIM" + i, s.url());
+        }
+        GatewayConfig config = ConfigLoader.parse((addListen ? "listen: \"127.0.0.1:0\"\n" : "") + yaml, env::get);
+        ByteArrayOutputStream accessLog = null;
+        Future<Gateway> starting;
+        if (captureAccessLog) {
+          // The access log takes System.out when the gateway is built, which Gateway.start does at once.
+          accessLog = new ByteArrayOutputStream();
+          PrintStream original = System.out;
+          System.setOut(new PrintStream(new TeeOutputStream(original, accessLog), true, StandardCharsets.UTF_8));
+          try {
+            starting = Gateway.start(config, clock, time);
+          } finally {
+            System.setOut(original);
+          }
+        } else {
+          starting = Gateway.start(config, clock, time);
+        }
+        Gateway gateway = await(starting);
+        return new TestGateway(vertx, sims, gateway, accessLog);
+      } catch (Exception e) {
+        vertx.close();
+        throw new IllegalStateException("test gateway did not start", e);
+      }
+    }
+  }
+
+  /** Writes to both streams. */
+  private static final class TeeOutputStream extends OutputStream {
+    private final OutputStream a;
+    private final OutputStream b;
+
+    TeeOutputStream(OutputStream a, OutputStream b) {
+      this.a = a;
+      this.b = b;
+    }
+
+    @Override
+    public void write(int c) throws IOException {
+      a.write(c);
+      b.write(c);
+    }
+
+    @Override
+    public void write(byte[] bytes, int off, int len) throws IOException {
+      a.write(bytes, off, len);
+      b.write(bytes, off, len);
+    }
+
+    @Override
+    public void flush() throws IOException {
+      a.flush();
+      b.flush();
+    }
+  }
+
+  /** The access log so far (when started with {@link Builder#captureAccessLog()}). */
+  public String accessLog() {
+    if (accessLog == null) {
+      throw new IllegalStateException("start the gateway with captureAccessLog()");
+    }
+    return accessLog.toString(StandardCharsets.UTF_8);
+  }
+
+  /** The host the client connects to: the listen host, or loopback for a wildcard. */
+  private static String clientHost(Gateway gateway) {
+    String host = gateway.config().listen().host();
+    return host.equals("0.0.0.0") || host.equals("::") || host.isEmpty() ? "127.0.0.1" : host;
   }
 
   public Simulator sim(int i) {
@@ -79,7 +204,7 @@ public final class TestGateway implements AutoCloseable {
   }
 
   public String url() {
-    return "http://127.0.0.1:" + gateway.port();
+    return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + gateway.port();
   }
 
   public static <T> T await(Future<T> f) {
