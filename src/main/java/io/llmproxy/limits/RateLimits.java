@@ -8,6 +8,7 @@ import io.llmproxy.auth.ApiKey;
 import io.llmproxy.config.KeyLimits;
 import io.llmproxy.config.RateLimitConfig;
 import io.vertx.core.MultiMap;
+import io.vertx.core.http.HttpHeaders;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -174,21 +175,32 @@ public final class RateLimits {
     }
     KeyLimits l = s.limits;
     if (s.rpm != null) {
-      put(out, "requests", l.requestsPerMinute(), s.rpm, l.requestsPerMinute() / 60.0);
+      put(out, REQUESTS, l.requestsPerMinute(), s.rpm, l.requestsPerMinute() / 60.0);
     } else if (s.rps != null) {
-      put(out, "requests", (long) Math.ceil(l.requestsPerSecond()), s.rps, l.requestsPerSecond());
+      put(out, REQUESTS, (long) Math.ceil(l.requestsPerSecond()), s.rps, l.requestsPerSecond());
     }
     if (s.tpm != null) {
-      put(out, "tokens", l.tokensPerMinute(), s.tpm, l.tokensPerMinute() / 60.0);
+      put(out, TOKENS, l.tokensPerMinute(), s.tpm, l.tokensPerMinute() / 60.0);
     }
   }
 
-  private static void put(MultiMap out, String what, long limit, Bucket b, double perSecond) {
+  /** The three header names of one dimension, encoded once. */
+  private record Names(CharSequence limit, CharSequence remaining, CharSequence reset) {
+    static Names of(String what) {
+      return new Names(HttpHeaders.createOptimized("x-ratelimit-limit-" + what),
+          HttpHeaders.createOptimized("x-ratelimit-remaining-" + what),
+          HttpHeaders.createOptimized("x-ratelimit-reset-" + what));
+    }
+  }
+
+  private static final Names REQUESTS = Names.of("requests");
+  private static final Names TOKENS = Names.of("tokens");
+
+  private static void put(MultiMap out, Names n, long limit, Bucket b, double perSecond) {
     long available = b.getAvailableTokens();
-    long missing = limit - Math.max(0, available) + Math.max(0, -available);
-    out.set("x-ratelimit-limit-" + what, Long.toString(limit));
-    out.set("x-ratelimit-remaining-" + what, Long.toString(Math.max(0, available)));
-    out.set("x-ratelimit-reset-" + what, duration((long) Math.ceil(missing * S / perSecond)));
+    out.set(n.limit(), Long.toString(limit));
+    out.set(n.remaining(), Long.toString(Math.max(0, available)));
+    out.set(n.reset(), duration((long) Math.ceil((limit - available) * S / perSecond)));
   }
 
   /** OpenAI's style: {@code 20ms}, {@code 1s}, {@code 6m0s}. */

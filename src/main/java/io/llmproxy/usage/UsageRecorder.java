@@ -47,8 +47,13 @@ public final class UsageRecorder implements AutoCloseable {
   static final int MAX_BATCH = 8_192;
   /** How long the writer sleeps when nothing wakes it; only bounds a lost wake-up. */
   private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
-  /** At most about 200 commits a second. */
-  private static final long MIN_COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
+  /**
+   * The least time between commits under load: with the spool, 50 ms (what a {@code kill -9} can take
+   * before acknowledgement, and the webhook's added delay); without it (totals only), a second, as for
+   * the quota counters.
+   */
+  private static final long SPOOL_COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+  private static final long TOTALS_COMMIT_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
   private static final String NO_KEY = "-";
   private static final Logger log = LoggerFactory.getLogger(UsageRecorder.class);
 
@@ -142,9 +147,9 @@ public final class UsageRecorder implements AutoCloseable {
       boolean stopping = closed;
       if (writeBatch(batch)) {
         if (!closed) {
-          // Under load, events gather for a few milliseconds between commits: a commit is a file
-          // write, and hundreds a second would cost more CPU than the requests they record.
-          LockSupport.parkNanos(this, MIN_COMMIT_INTERVAL_NANOS);
+          // Under load, events gather between commits: a commit serialises the changed pages and
+          // writes them, and hundreds a second would cost more CPU than the requests they record.
+          LockSupport.parkNanos(this, spoolForWebhook ? SPOOL_COMMIT_INTERVAL_NANOS : TOTALS_COMMIT_INTERVAL_NANOS);
         }
         continue;
       }
