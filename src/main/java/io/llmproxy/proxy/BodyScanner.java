@@ -18,6 +18,9 @@ public final class BodyScanner {
   private final boolean firstByteIsToken;
   /** Classify every event, not only those before the first token (the load generator's ITL). */
   private final boolean classifyAll;
+  /** Per event loop: where a direct buffer's bytes are copied to be scanned. */
+  private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[16 * 1024]);
+
   private final UsageSniffer usage = new UsageSniffer();
   private boolean firstToken;
   private long bytes;
@@ -103,8 +106,14 @@ public final class BodyScanner {
       a = bb.array();
       off = bb.arrayOffset() + bb.readerIndex();
     } else {
-      a = new byte[len];
-      bb.getBytes(bb.readerIndex(), a);
+      // A direct buffer (what the socket gives): copied into this thread's scratch array, which
+      // is reused (the scan is done before feed returns, and nothing keeps a reference to it).
+      a = SCRATCH.get();
+      if (a.length < len) {
+        a = new byte[Math.max(len, a.length * 2)];
+        SCRATCH.set(a);
+      }
+      bb.getBytes(bb.readerIndex(), a, 0, len);
       off = 0;
     }
     bytes += len;
@@ -128,6 +137,15 @@ public final class BodyScanner {
       if (c == '\n') {
         endLine(a, lineStart, i);
         lineStart = i + 1;
+      } else if (lineLength >= DATA.length) {
+        // past the part of the line that classifies it: nothing to do until its end
+        int j = i + 1;
+        while (j < to && a[j] != '\n') {
+          j++;
+        }
+        lineLength += j - i;
+        lastByteCr = a[j - 1] == '\r';
+        i = j - 1;
       } else {
         if (lineLength < DATA.length) {
           lineIsData = lineLength == 0 ? c == 'd' : lineIsData && c == DATA[lineLength];

@@ -28,6 +28,25 @@ final class UsageSniffer {
 
   void feed(byte[] a, int from, int to) {
     for (int i = from; i < to; i++) {
+      if (state == State.SEARCH && matched == 0) {
+        // Nothing can start before the next quote: skip to it, then try the whole key at once.
+        while (i < to && a[i] != '"') {
+          i++;
+        }
+        if (i == to) {
+          return;
+        }
+        if (i + KEY.length > to) {
+          matched = 1; // the key may go on in the next chunk: the byte-by-byte matcher carries on
+          continue;
+        }
+        if (a[i + 1] == 'u' && a[i + 2] == 's' && a[i + 3] == 'a' && a[i + 4] == 'g' && a[i + 5] == 'e'
+            && a[i + 6] == '"') {
+          i += KEY.length - 1;
+          state = State.COLON;
+        }
+        continue;
+      }
       byte c = a[i];
       switch (state) {
         case SEARCH -> {

@@ -21,12 +21,20 @@ class BodyScannerTest {
 
   /** Feeds the text cut into pieces of {@code size} bytes; returns the index of the chunk with the first token. */
   private static int feedInPieces(BodyScanner s, String text, int size) {
+    return feedInPieces(s, text, size, false);
+  }
+
+  /** Feeds {@code text} in pieces of {@code size} bytes, in heap buffers or in direct ones (as a socket gives them). */
+  private static int feedInPieces(BodyScanner s, String text, int size, boolean direct) {
     byte[] b = text.getBytes(StandardCharsets.UTF_8);
     int firstAt = -1;
     int chunk = 0;
     for (int i = 0; i < b.length; i += size, chunk++) {
       byte[] part = java.util.Arrays.copyOfRange(b, i, Math.min(b.length, i + size));
-      if (s.feed(Buffer.buffer(part)) && firstAt < 0) {
+      Buffer buf = direct
+          ? io.vertx.core.internal.buffer.BufferInternal.buffer(io.netty.buffer.Unpooled.directBuffer(part.length).writeBytes(part))
+          : Buffer.buffer(part);
+      if (s.feed(buf) && firstAt < 0) {
         firstAt = chunk;
       }
     }
@@ -54,7 +62,7 @@ class BodyScannerTest {
     String stream = ROLE + TOKEN + TOKEN + FINISH + USAGE + DONE;
     for (int size = 1; size <= stream.length(); size += (size < 40 ? 1 : 37)) {
       BodyScanner s = BodyScanner.sse(false);
-      int firstAt = feedInPieces(s, stream, size);
+      int firstAt = feedInPieces(s, stream, size, size % 2 == 0);
       int tokenEnd = (ROLE + TOKEN).getBytes(StandardCharsets.UTF_8).length - 1; // the '\n' ending the line
       assertThat(firstAt).as("chunk size %d", size).isEqualTo((tokenEnd - 1) / size);
       assertThat(s.usage()).as("chunk size %d", size).isEqualTo(new Usage(12, 3));
@@ -153,6 +161,18 @@ class BodyScannerTest {
     BodyScanner partial = BodyScanner.plain();
     partial.feed(Buffer.buffer("{\"usage\":{\"completion_tokens\":6}}"));
     assertThat(partial.usage()).isEqualTo(new Usage(-1, 6));
+  }
+
+  @Test
+  void usageIsFoundAtEverySplitAndNotFooledByNearMisses() {
+    String decoys = "{\"usages\":{\"prompt_tokens\":1},\"x\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":2}\",\"usage\":null,"
+        + "\"\"usage\":3,";
+    String body = decoys + "\"usage\" : {\"prompt_tokens\":41,\"completion_tokens\":9}}";
+    for (int size = 1; size <= body.length(); size++) {
+      BodyScanner s = BodyScanner.plain();
+      feedInPieces(s, body, size, size % 3 == 0);
+      assertThat(s.usage()).as("chunk size %d", size).isEqualTo(new Usage(41, 9));
+    }
   }
 
   @Test
