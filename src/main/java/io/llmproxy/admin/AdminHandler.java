@@ -259,6 +259,9 @@ final class AdminHandler implements AdminApi {
       if (!keys.delete(id)) {
         throw noSuchKey(id);
       }
+      if (access.quotas() != null) {
+        access.quotas().forget(id);
+      }
       return id;
     }, OpenAiError.KEY_IN_CONFIG).onSuccess(deleted -> reply(req, 200,
         new JsonObject().put("id", deleted).put("object", "api_key").put("deleted", true)));

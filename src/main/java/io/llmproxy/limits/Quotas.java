@@ -111,6 +111,13 @@ public final class Quotas {
     return current(key, clock.instant()).used.get();
   }
 
+  /** A revoked key's counter goes, from memory and from the store. */
+  public void forget(String keyId) {
+    counters.remove(keyId);
+    store.deleteQuotaCounter(keyId);
+    store.commit();
+  }
+
   /** Writes the counters changed since the last flush to the store, and commits. */
   public synchronized void flush() {
     Map<String, QuotaCounter> dirty = new HashMap<>();

@@ -58,6 +58,7 @@ import java.util.concurrent.TimeoutException;
  * </ul>
  */
 public final class Dispatch {
+  private static final CharSequence X_REQUEST_ID = HttpHeaders.createOptimized("x-request-id");
   /** Most a losing-or-undecided attempt may hold before it wins by default (a non-streaming body). */
   static final long MAX_HELD_BYTES = 16L << 20;
 
@@ -403,7 +404,7 @@ public final class Dispatch {
    */
   void writeHeaders(Backend b, MultiMap headers) {
     ForwardedHeaders.copyRequest(spec.clientHeaders(), headers, spec.clientIp());
-    headers.set("x-request-id", spec.requestId());
+    headers.set(X_REQUEST_ID, spec.requestId());
     for (Map.Entry<String, String> h : b.config().headers().entrySet()) {
       headers.set(h.getKey(), h.getValue());
     }

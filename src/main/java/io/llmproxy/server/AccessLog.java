@@ -110,7 +110,20 @@ final class AccessLog implements AutoCloseable {
       return;
     }
     sb.append('"');
-    for (int i = 0; i < value.length(); i++) {
+    int plain = 0;
+    while (plain < value.length()) {
+      char c = value.charAt(plain);
+      if (c < 0x20 || c == '"' || c == '\\') {
+        break;
+      }
+      plain++;
+    }
+    if (plain == value.length()) { // nothing to escape (the usual case): one copy
+      sb.append(value).append('"');
+      return;
+    }
+    sb.append(value, 0, plain);
+    for (int i = plain; i < value.length(); i++) {
       char c = value.charAt(i);
       switch (c) {
         case '"' -> sb.append("\\\"");

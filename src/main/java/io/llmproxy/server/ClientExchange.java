@@ -41,6 +41,12 @@ import java.net.InetAddress;
  */
 final class ClientExchange implements Downstream {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ClientExchange.class);
+  /** The gateway's own response headers, encoded once (no per-response validation or encoding). */
+  private static final CharSequence X_REQUEST_ID = HttpHeaders.createOptimized("x-request-id");
+  private static final CharSequence X_BACKEND = HttpHeaders.createOptimized("x-llmproxy-backend");
+  private static final CharSequence X_ATTEMPTS = HttpHeaders.createOptimized("x-llmproxy-attempts");
+  private static final CharSequence X_HEDGED = HttpHeaders.createOptimized("x-llmproxy-hedged");
+
   /** nginx's code for "client closed request", used in metrics and logs only. */
   static final int CLIENT_CLOSED = 499;
   /** The most a request body buffer holds before any of the body has arrived. */
@@ -297,11 +303,11 @@ final class ClientExchange implements Downstream {
     }
     MultiMap out = resp.headers();
     ForwardedHeaders.copyResponse(response.headers(), out);
-    out.set("x-request-id", requestId);
-    out.set("x-llmproxy-backend", backend.name());
-    out.set("x-llmproxy-attempts", Integer.toString(attempts));
+    out.set(X_REQUEST_ID, requestId);
+    out.set(X_BACKEND, backend.name());
+    out.set(X_ATTEMPTS, Integer.toString(attempts));
     if (hedged) {
-      out.set("x-llmproxy-hedged", "true");
+      out.set(X_HEDGED, "true");
     }
     services.access().rateLimitHeaders(key, out);
     if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
@@ -381,9 +387,9 @@ final class ClientExchange implements Downstream {
     error = err.code() + ": " + message;
     resp.setStatusCode(err.status())
         .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-        .putHeader("x-request-id", requestId);
+        .putHeader(X_REQUEST_ID, requestId);
     if (dispatch != null && dispatch.attemptCount() > 0) {
-      resp.putHeader("x-llmproxy-attempts", Integer.toString(dispatch.attemptCount()));
+      resp.putHeader(X_ATTEMPTS, Integer.toString(dispatch.attemptCount()));
     }
     Buffer b = err.body(message, param);
     bytesOut += b.length();

@@ -109,6 +109,11 @@ public final class EmbeddedStore implements Store {
     counters.forEach((id, c) -> quota.put(id, new long[] {c.periodStart(), c.used()}));
   }
 
+  @Override
+  public void deleteQuotaCounter(String keyId) {
+    quota.remove(keyId);
+  }
+
   // ---- usage totals
 
   @Override

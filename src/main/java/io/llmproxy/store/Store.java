@@ -22,6 +22,8 @@ public interface Store extends AutoCloseable {
 
   void putQuotaCounters(Map<String, QuotaCounter> counters);
 
+  void deleteQuotaCounter(String keyId);
+
   void addUsage(String keyId, LocalDate day, long requests, long promptTokens, long completionTokens);
 
   /** Totals per key and day between {@code from} and {@code to} (inclusive); {@code keyId} null = every key. */

@@ -237,8 +237,14 @@ class AdminApiTest {
     Response ok = chat(secret);
     assertThat(ok.status()).as(ok.text()).isEqualTo(200);
 
+    gw.gateway.access().quotas().flush();
+    assertThat(gw.gateway.store().quotaCounters()).containsKey(created.getString("id"));
+
     assertThat(admin(HttpMethod.DELETE, "/admin/api-keys/" + created.getString("id"), null).status()).isEqualTo(200);
     assertError(chat(secret), 401, "invalid_api_key");
+    gw.gateway.access().quotas().flush();
+    assertThat(gw.gateway.store().quotaCounters()).as("a revoked key's quota counter goes too")
+        .doesNotContainKey(created.getString("id"));
   }
 
   @Test

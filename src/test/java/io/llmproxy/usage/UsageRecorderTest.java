@@ -216,6 +216,11 @@ class UsageRecorderTest {
     }
 
     @Override
+    public void deleteQuotaCounter(String keyId) {
+      delegate.deleteQuotaCounter(keyId);
+    }
+
+    @Override
     public void addUsage(String keyId, LocalDate day, long requests, long promptTokens, long completionTokens) {
       delegate.addUsage(keyId, day, requests, promptTokens, completionTokens);
     }
