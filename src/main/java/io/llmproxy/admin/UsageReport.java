@@ -21,7 +21,7 @@ import java.util.Set;
 final class UsageReport {
   static final int DEFAULT_DAYS = 30;
   /** Requests made without a key (auth off) are totalled under this id in the store. */
-  private static final String NO_KEY = "-";
+  private static final String NO_KEY = io.llmproxy.usage.UsageRecorder.NO_KEY;
   private static final Set<String> PARAMS = Set.of("key", "from", "to");
 
   private UsageReport() {}
@@ -60,7 +60,11 @@ final class UsageReport {
       return null;
     }
     try {
-      return LocalDate.parse(s.strip());
+      LocalDate d = LocalDate.parse(s.strip());
+      if (d.getYear() < 1970 || d.getYear() > 9999) {
+        throw badRequest(param + ": '" + s + "' is out of range; years 1970 to 9999.", param);
+      }
+      return d;
     } catch (DateTimeParseException e) {
       throw badRequest(param + ": '" + s + "' is not a date; write a UTC day as 2026-11-27.", param);
     }

@@ -40,13 +40,39 @@ public final class ApiKey {
     this.limits = merge(perKey, stored.rateLimit());
   }
 
-  /** A CIDR block or a single address (already validated as a literal, so no name is looked up). */
+  /**
+   * A CIDR block or a single address (already validated as a literal, so no name is looked up). An
+   * IPv4-mapped IPv6 address ({@code ::ffff:10.0.0.1}, {@code ::ffff:0:0/96}) is the IPv4 address it
+   * maps, as Java and the client's address see it.
+   */
   static IpSubnetFilterRule rule(String cidr) {
     String s = cidr.strip();
     int slash = s.indexOf('/');
     String address = slash < 0 ? s : s.substring(0, slash);
-    int prefix = slash < 0 ? (address.contains(":") ? 128 : 32) : Integer.parseInt(s.substring(slash + 1));
+    byte[] bytes = io.netty.util.NetUtil.createByteArrayFromIpAddressString(address);
+    if (bytes == null) {
+      throw new IllegalArgumentException("'" + cidr + "' is not an IP address or CIDR block");
+    }
+    int bits = bytes.length * 8;
+    int prefix = slash < 0 ? bits : Integer.parseInt(s.substring(slash + 1));
+    if (prefix < 0 || prefix > bits) {
+      throw new IllegalArgumentException("'" + cidr + "' has a bad prefix length; it must be 0.." + bits);
+    }
+    if (bytes.length == 16 && isIpv4Mapped(bytes)) {
+      // Java makes a mapped address an Inet4Address: the rule must be an IPv4 one
+      String v4 = (bytes[12] & 0xff) + "." + (bytes[13] & 0xff) + "." + (bytes[14] & 0xff) + "." + (bytes[15] & 0xff);
+      return new IpSubnetFilterRule(v4, Math.max(0, prefix - 96), IpFilterRuleType.ACCEPT);
+    }
     return new IpSubnetFilterRule(address, prefix, IpFilterRuleType.ACCEPT);
+  }
+
+  private static boolean isIpv4Mapped(byte[] b) {
+    for (int i = 0; i < 10; i++) {
+      if (b[i] != 0) {
+        return false;
+      }
+    }
+    return b[10] == (byte) 0xff && b[11] == (byte) 0xff;
   }
 
   private static KeyLimits merge(KeyLimits base, KeyLimits override) {

@@ -36,9 +36,9 @@ public final class ClientAddress {
     for (int v = forwardedFor.size() - 1; v >= 0; v--) {
       String[] hops = forwardedFor.get(v).split(",");
       for (int i = hops.length - 1; i >= 0; i--) {
-        InetAddress hop = literal(hops[i].strip());
+        InetAddress hop = literal(withoutPort(hops[i].strip()));
         if (hop == null) {
-          return client; // garbage in the chain: stop at the last hop we could read
+          return null; // garbage in the chain: the client is unknown (a key with address rules refuses it)
         }
         client = hop;
         if (!isTrusted(hop)) {
@@ -64,6 +64,16 @@ public final class ClientAddress {
       }
     }
     return false;
+  }
+
+  /** A hop as some proxies write it, with a port: {@code 10.0.0.7:51234}, {@code [fd00::7]:443}. */
+  static String withoutPort(String hop) {
+    if (hop.startsWith("[")) {
+      int close = hop.indexOf(']');
+      return close > 0 ? hop.substring(1, close) : hop;
+    }
+    int colon = hop.indexOf(':');
+    return colon > 0 && hop.indexOf(':', colon + 1) < 0 ? hop.substring(0, colon) : hop;
   }
 
   /** An IPv4 or IPv6 literal (brackets and an IPv6 zone allowed), never a name lookup; null otherwise. */

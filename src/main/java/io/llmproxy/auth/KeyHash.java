@@ -28,9 +28,16 @@ public final class KeyHash {
     return HexFormat.of().formatHex(sha256(key));
   }
 
-  /** Its first 6 and last 4 characters, to tell keys apart in a list without showing them. */
+  /**
+   * Enough to tell keys apart in a list without giving away what is secret: the last 4 characters,
+   * after the well-known {@code sk-llmproxy-} prefix when the key has it.
+   */
   public static String hint(String key) {
-    return key.length() <= 12 ? "..." : key.substring(0, 6) + "..." + key.substring(key.length() - 4);
+    if (key.length() <= 16) {
+      return "...";
+    }
+    String prefix = key.startsWith("sk-llmproxy-") ? "sk-llmproxy-" : "";
+    return prefix + "..." + key.substring(key.length() - 4);
   }
 
   /** A new key: {@code sk-llmproxy-} and 40 random characters (about 238 bits). */

@@ -48,7 +48,10 @@ public final class KeyRegistry {
       String hash = KeyHash.sha256Hex(c.key());
       inConfig.add(hash);
       StoredKey old = stored.get(hash);
-      StoredKey k = new StoredKey("cfg_" + hash.substring(0, 16), hash, KeyHash.hint(c.key()), c.name(), c.userId(),
+      // A random id (kept across restarts): an id derived from the hash would let anyone who sees
+      // it (usage events, the admin API) test guesses of the key offline.
+      String id = old != null && old.source() == Source.CONFIG ? old.id() : "cfg_" + KeyHash.newId().substring(4);
+      StoredKey k = new StoredKey(id, hash, KeyHash.hint(c.key()), c.name(), c.userId(),
           c.status(), c.totalQuota(), c.quotaResetPeriod(), c.allowedIps(), c.allowedModels(), c.expiresAt(),
           c.rateLimit(), Source.CONFIG, old == null ? clock.instant() : old.createdAt());
       if (old != null && old.source() == Source.ADMIN) {
@@ -66,7 +69,14 @@ public final class KeyRegistry {
       }
     }
     store.commit();
-    stored.values().forEach(this::index);
+    for (StoredKey k : stored.values()) {
+      try {
+        index(k);
+      } catch (RuntimeException e) {
+        // one unreadable key must not keep the gateway from starting; it is left out, and said so
+        LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
+      }
+    }
     LOG.info("{} API keys ({} from the config file, {} from the admin API){}", byId.size(), inConfig.size(),
         byId.size() - inConfig.size(), removed > 0 ? "; " + removed + " no longer in the config file removed" : "");
   }
@@ -125,6 +135,7 @@ public final class KeyRegistry {
     StoredKey k = new StoredKey(KeyHash.newId(), hash, KeyHash.hint(s), draft.name(), draft.userId(), draft.status(),
         draft.totalQuota(), draft.quotaResetPeriod(), draft.allowedIps(), draft.allowedModels(), draft.expiresAt(),
         draft.rateLimit(), Source.ADMIN, clock.instant());
+    new ApiKey(k, defaults, perKey); // fails here, before anything is stored, if a rule cannot be used
     store.putKey(k);
     store.commit();
     index(k);
@@ -142,6 +153,7 @@ public final class KeyRegistry {
     StoredKey k = new StoredKey(o.id(), o.hash(), o.hint(), fields.name(), fields.userId(), fields.status(),
         fields.totalQuota(), fields.quotaResetPeriod(), fields.allowedIps(), fields.allowedModels(), fields.expiresAt(),
         fields.rateLimit(), o.source(), o.createdAt());
+    new ApiKey(k, defaults, perKey);
     store.putKey(k);
     store.commit();
     index(k);

@@ -17,6 +17,11 @@ public final class UsageChunkFilter {
   private static final JsonFactory JSON = new JsonFactory();
   private static final byte[] USAGE = {'"', 'u', 's', 'a', 'g', 'e', '"'};
 
+  /** The most of one event held while its end has not arrived. */
+  static final int MAX_HELD = 16 * 1024;
+
+  /** The current event was longer than {@link #MAX_HELD}: its bytes pass until its end. */
+  private boolean passing;
   /** Bytes of the event whose end has not arrived yet. */
   private Buffer pending;
   /** The line feeds and carriage returns just before the scan position (a blank line ends an event). */
@@ -77,7 +82,8 @@ public final class UsageChunkFilter {
       }
       int end = i + 1;
       lfOwedByLast = end == len && data.getByte(i) == '\r';
-      lastRemoved = isUsageOnly(data, eventStart, end);
+      lastRemoved = !passing && isUsageOnly(data, eventStart, end);
+      passing = false;
       if (lastRemoved) {
         removed++;
         if (out == null) {
@@ -88,13 +94,19 @@ public final class UsageChunkFilter {
       }
       eventStart = end;
     }
-    if (eventStart < len) {
-      pending = Buffer.buffer(Math.max(256, len - eventStart)).appendBuffer(data, eventStart, len - eventStart);
+    int held = eventStart;
+    if (held < len && (passing || len - held > MAX_HELD)) {
+      // An event this long is no usage chunk (those are under 1 KiB): it goes out as it comes.
+      passing = true;
+      held = len;
+    }
+    if (held < len) {
+      pending = Buffer.buffer(Math.max(256, len - held)).appendBuffer(data, held, len - held);
     }
     if (out != null) {
-      return out;
+      return held > eventStart ? out.appendBuffer(data, eventStart, held - eventStart) : out;
     }
-    return eventStart == len ? data : data.getBuffer(0, eventStart);
+    return held == len ? data : data.getBuffer(0, held);
   }
 
   /** The bytes held for an event whose end never came (the stream ended); nothing held after. */

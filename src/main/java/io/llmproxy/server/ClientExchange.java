@@ -286,7 +286,13 @@ final class ClientExchange implements Downstream {
       rejectAndClose(d.error(), d.message());
       return;
     }
-    req.handler(ignored -> { });
+    long[] dropped = {0};
+    req.handler(chunk -> {
+      // a body with no declared size is dropped up to the same bound, then the connection closes
+      if ((dropped[0] += chunk.length()) > INITIAL_BODY_CAPACITY && !done) {
+        rejectAndClose(d.error(), d.message());
+      }
+    });
     req.endHandler(v -> reject(d.error(), d.message(), null));
   }
 

@@ -44,10 +44,17 @@ public record UsageEvent(
     return promptTokens + completionTokens;
   }
 
-  /** The webhook's JSON body. */
+  /**
+   * The webhook's JSON body, made once when the event is spooled (re-deliveries send the same bytes).
+   * {@code event_id} is new and unique for each event: a client may choose its {@code x-request-id}
+   * (so two requests can share one), and a receiver that must not merge them dedupes on
+   * {@code event_id}; the {@code Idempotency-Key} header is the request id (SPEC §9).
+   */
   public byte[] toJson() {
-    StringBuilder sb = new StringBuilder(320);
-    sb.append("{\"request_id\":");
+    StringBuilder sb = new StringBuilder(360);
+    java.util.concurrent.ThreadLocalRandom r = java.util.concurrent.ThreadLocalRandom.current();
+    sb.append("{\"event_id\":\"evt_").append(Long.toHexString(r.nextLong() | Long.MIN_VALUE))
+        .append(Long.toHexString(r.nextLong() | Long.MIN_VALUE)).append("\",\"request_id\":");
     str(sb, requestId);
     sb.append(",\"timestamp\":");
     str(sb, timestamp.toString());

@@ -54,7 +54,7 @@ public final class UsageRecorder implements AutoCloseable {
    */
   private static final long SPOOL_COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
   private static final long TOTALS_COMMIT_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
-  private static final String NO_KEY = "-";
+  public static final String NO_KEY = "-";
   private static final Logger log = LoggerFactory.getLogger(UsageRecorder.class);
 
   private final Store store;
@@ -145,8 +145,9 @@ public final class UsageRecorder implements AutoCloseable {
     List<UsageEvent> batch = new ArrayList<>(1024);
     while (true) {
       boolean stopping = closed;
-      if (writeBatch(batch)) {
-        if (!closed) {
+      int written = writeBatch(batch);
+      if (written > 0) {
+        if (!closed && written < MAX_BATCH) { // a full batch: more is waiting, write it at once
           // Under load, events gather between commits: a commit serialises the changed pages and
           // writes them, and hundreds a second would cost more CPU than the requests they record.
           LockSupport.parkNanos(this, spoolForWebhook ? SPOOL_COMMIT_INTERVAL_NANOS : TOTALS_COMMIT_INTERVAL_NANOS);
@@ -165,19 +166,20 @@ public final class UsageRecorder implements AutoCloseable {
     }
   }
 
-  /** Writes up to {@link #MAX_BATCH} queued events under one commit; false when none was queued. */
-  private boolean writeBatch(List<UsageEvent> batch) {
+  /** Writes up to {@link #MAX_BATCH} queued events under one commit; how many (0 when none was queued). */
+  private int writeBatch(List<UsageEvent> batch) {
     UsageEvent e;
     while (batch.size() < MAX_BATCH && (e = queue.poll()) != null) {
       batch.add(e);
     }
-    if (batch.isEmpty()) {
-      return false;
+    int n = batch.size();
+    if (n == 0) {
+      return 0;
     }
-    queued.addAndGet(-batch.size());
+    queued.addAndGet(-n);
     write(batch);
     batch.clear();
-    return true;
+    return n;
   }
 
   private void write(List<UsageEvent> batch) {
@@ -238,9 +240,8 @@ public final class UsageRecorder implements AutoCloseable {
     }
     // An event whose record() raced with closing may have been queued after the writer's last look.
     List<UsageEvent> late = new ArrayList<>();
-    boolean wrote;
-    do {
-      wrote = writeBatch(late);
-    } while (wrote);
+    while (writeBatch(late) > 0) {
+      // until nothing is left
+    }
   }
 }

@@ -114,6 +114,23 @@ class UsageChunkFilterTest {
   }
 
   @Test
+  void anEventLongerThanTheHoldLimitPassesAsItComesAndTheUsageChunkAfterItIsStillRemoved() {
+    UsageChunkFilter f = new UsageChunkFilter();
+    String big = "data: {\"choices\":[{\"delta\":{\"content\":\"" + "x".repeat(UsageChunkFilter.MAX_HELD) + "\"}}]}\n\n";
+    String first = big.substring(0, UsageChunkFilter.MAX_HELD + 10);
+    assertThat(f.filter(Buffer.buffer(first)).toString()).as("not held past the limit").isEqualTo(first);
+    assertThat(f.filter(Buffer.buffer("x")).toString()).as("the rest of that event passes at once").isEqualTo("x");
+    String rest = big.substring(UsageChunkFilter.MAX_HELD + 10);
+    assertThat(f.filter(Buffer.buffer(rest.substring(1) + USAGE + DONE)).toString()).isEqualTo(rest.substring(1) + DONE);
+    // a single-LF backend (no blank lines) is never held without bound either
+    UsageChunkFilter g = new UsageChunkFilter();
+    String lines = "data: {\"a\":1}\n".repeat(2_000);
+    Buffer out = Buffer.buffer().appendBuffer(g.filter(Buffer.buffer(lines))).appendBuffer(g.filter(Buffer.buffer(lines)));
+    assertThat(out.length() + g.rest().length()).isEqualTo(2 * lines.length());
+    assertThat(out.length()).isGreaterThanOrEqualTo(2 * lines.length() - UsageChunkFilter.MAX_HELD);
+  }
+
+  @Test
   void aStreamCutShortGivesBackWhatWasHeld() {
     UsageChunkFilter f = new UsageChunkFilter();
     assertThat(f.filter(Buffer.buffer(ROLE + "data: {\"id\":")).toString()).isEqualTo(ROLE);

@@ -216,9 +216,12 @@ class AuthMatrixTest {
       countsOne(trusted, "ip_not_allowed", () -> assertError(
           chat(trusted, V6_LOOPBACK, "llama-3-70b", "x-forwarded-for", "fd00::1"), 403, "ip_not_allowed"));
       assertThat(chat(trusted, V6_LOOPBACK, "llama-3-70b", "x-forwarded-for", "0:0:0:0:0:0:0:1").status()).isEqualTo(200);
-      // garbage in the chain: the last readable hop (the trusted peer) is the client
+      // garbage in the chain: the client is unknown, and a key with address rules refuses it
       countsOne(trusted, "ip_not_allowed", () -> assertError(
           chat(trusted, OFFICE, "llama-3-70b", "x-forwarded-for", "10.0.1.5, not-an-address"), 403, "ip_not_allowed"));
+      // hops written with a port (as some proxies do) are read without it
+      assertThat(chat(trusted, OFFICE, "llama-3-70b", "x-forwarded-for", "10.0.1.5:51234").status()).isEqualTo(200);
+      assertThat(chat(trusted, V6_ULA, "llama-3-70b", "x-forwarded-for", "[fd00::7]:443").status()).isEqualTo(200);
     }
   }
 

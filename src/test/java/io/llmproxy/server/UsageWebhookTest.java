@@ -92,6 +92,8 @@ class UsageWebhookTest {
         assertThat(r.idempotencyKey()).isEqualTo(r.requestId());
         assertThat(r.body().getLong("total_tokens")).isPositive();
       });
+      assertThat(receiver.received().stream().map(r -> r.body().getString("event_id")).distinct().count())
+          .as("one event id per request, the same on every delivery of it").isEqualTo(ids.size());
       assertThat(receiver.refused()).as("backed off rather than hammering a webhook that is down").isLessThan(100);
       await().atMost(Duration.ofSeconds(5)).until(() -> Scrape.of(gw).value("llmproxy_usage_spool_events") == 0);
       Scrape m = Scrape.of(gw);
