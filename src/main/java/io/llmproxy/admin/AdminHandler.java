@@ -262,6 +262,9 @@ final class AdminHandler implements AdminApi {
       if (access.quotas() != null) {
         access.quotas().forget(id);
       }
+      if (access.limits() != null) {
+        access.limits().forget(id);
+      }
       return id;
     }, OpenAiError.KEY_IN_CONFIG).onSuccess(deleted -> reply(req, 200,
         new JsonObject().put("id", deleted).put("object", "api_key").put("deleted", true)));

@@ -13,7 +13,9 @@ import java.util.function.Supplier;
 
 /**
  * The checks before a request's body is read (SPEC §5): the key (by hash; status, expiry, client
- * address), the global rate limit, the key's limits and concurrency, then its quota. Each part is
+ * address), its quota, the global rate limit, then the key's limits and concurrency. (SPEC §5 puts
+ * the quota last; it is checked first here because it only reads: a refused request then takes
+ * nothing from any bucket, and a key over its quota is told so whatever its rate.) Each part is
  * optional: without {@code auth.enabled} there is no key and no quota, without
  * {@code rate_limit.enabled} no rate limit.
  */
@@ -97,6 +99,14 @@ public final class AccessControl {
       return auth;
     }
     ApiKey key = auth.key();
+    // The quota first: it only reads, so a key over its quota takes nothing from any bucket.
+    if (quotas != null && key != null) {
+      Rejection r = quotas.check(key);
+      if (r != null) {
+        metrics.quotaExceeded();
+        return new Decision(key, r.error(), r.message(), r.retryAfterSeconds());
+      }
+    }
     if (limits != null) {
       Rejection r = limits.admitGlobal();
       if (r != null) {
@@ -105,18 +115,9 @@ public final class AccessControl {
       if (key != null) {
         r = limits.admit(key);
         if (r != null) {
+          limits.refundGlobal(); // refused by the key's own limits: the gateway's request is given back
           return refused(r, key);
         }
-      }
-    }
-    if (quotas != null && key != null) {
-      Rejection r = quotas.check(key);
-      if (r != null) {
-        if (limits != null) {
-          limits.release(key);
-        }
-        metrics.quotaExceeded();
-        return new Decision(key, r.error(), r.message(), r.retryAfterSeconds());
       }
     }
     return key == null ? ADMITTED_WITHOUT_KEY : new Decision(key, null, null, null);

@@ -136,6 +136,16 @@ public final class RateLimits {
     return null;
   }
 
+  /** Gives back the global token of a request refused afterwards (by its key's limits). */
+  public void refundGlobal() {
+    refund(global);
+  }
+
+  /** A revoked key's buckets and count go. */
+  public void forget(String keyId) {
+    keys.remove(keyId);
+  }
+
   private static void refund(Bucket b) {
     if (b != null) {
       b.addTokens(1);
