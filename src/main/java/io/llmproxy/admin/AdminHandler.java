@@ -3,6 +3,7 @@ package io.llmproxy.admin;
 import static io.llmproxy.admin.AdminError.notFound;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.llmproxy.api.LingeringClose;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
@@ -14,7 +15,6 @@ import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServerRequest;
@@ -332,13 +332,6 @@ final class AdminHandler implements AdminApi {
   private void rejectAndClose(HttpServerRequest req, AdminError e) {
     req.response().putHeader(HttpHeaders.CONNECTION, "close");
     fail(req, e);
-    HttpConnection connection = req.connection();
-    long timer = vertx.setTimer(LINGER_MS, id -> connection.close());
-    req.handler(ignored -> { });
-    req.exceptionHandler(t -> connection.close());
-    req.endHandler(v -> {
-      vertx.cancelTimer(timer);
-      connection.close();
-    });
+    LingeringClose.afterAnswer(vertx, req, LINGER_MS);
   }
 }

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.LingeringClose;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
@@ -23,7 +24,6 @@ import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientResponse;
-import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -411,14 +411,7 @@ final class ClientExchange implements Downstream {
   private void rejectAndClose(OpenAiError err, String message) {
     resp.putHeader(HttpHeaders.CONNECTION, "close");
     reject(err, message, null);
-    HttpConnection connection = req.connection();
-    long timer = vertx.setTimer(LINGER_MS, id -> connection.close());
-    req.handler(ignored -> { });
-    req.exceptionHandler(t -> connection.close());
-    req.endHandler(v -> {
-      vertx.cancelTimer(timer);
-      connection.close();
-    });
+    LingeringClose.afterAnswer(vertx, req, LINGER_MS);
   }
 
   /** A bug in the gateway: said in the log, and answered (a 500 if nothing went out yet) instead of hanging. */
