@@ -6,7 +6,6 @@ import io.llmproxy.config.QuotaPeriod;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -56,14 +55,16 @@ public final class EmbeddedStore implements Store {
     try {
       Files.createDirectories(dataDir);
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot create data_dir " + dataDir + ": " + e.getMessage(), e);
+      // the message says it all (no cause: the startup error shows the innermost message)
+      throw new IllegalStateException("cannot create data_dir " + dataDir + " (" + e.getClass().getSimpleName() + ": "
+          + e.getMessage() + ")");
     }
     Path file = dataDir.resolve(FILE_NAME);
     try {
       return new EmbeddedStore(new MVStore.Builder().fileName(file.toString()).autoCommitBufferSize(1024).open());
     } catch (MVStoreException e) {
       throw new IllegalStateException("cannot open the store " + file + " (is another llmproxy using this data_dir?): "
-          + e.getMessage(), e);
+          + e.getMessage());
     }
   }
 
