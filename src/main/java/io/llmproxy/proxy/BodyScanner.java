@@ -160,6 +160,22 @@ public final class BodyScanner {
     }
   }
 
+  private static final byte[] DONE_LINE = "data: [DONE]".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+
+  /** The line is {@code data: [DONE]} (the end marker carries no output); a line split across chunks is never it. */
+  private boolean isDone(byte[] a, int start, int end) {
+    int len = end - start - (lastByteCr ? 1 : 0);
+    if (lineLength != end - start || len != DONE_LINE.length) {
+      return false;
+    }
+    for (int i = 0; i < len; i++) {
+      if (a[start + i] != DONE_LINE[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   private void endLine(byte[] a, int start, int end) {
     boolean empty = lineLength == 0 || (lineLength == 1 && lastByteCr);
     if (empty) {
@@ -180,8 +196,8 @@ public final class BodyScanner {
       prevLineEmpty = false;
       if (lineIsData && lineLength >= DATA.length) {
         eventHasData = true;
-        eventHasOutput = true;
-        if (!firstToken || classifyAll) {
+        eventHasOutput = !isDone(a, start, end);
+        if (eventHasOutput && (!firstToken || classifyAll)) {
           byte[] src;
           int s;
           int e;

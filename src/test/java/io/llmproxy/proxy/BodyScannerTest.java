@@ -176,6 +176,15 @@ class BodyScannerTest {
   }
 
   @Test
+  void theDoneMarkerIsNoOutputEvent() {
+    for (String nl : List.of("\n", "\r\n")) {
+      BodyScanner s = BodyScanner.sse(false);
+      s.feed(Buffer.buffer((ROLE + TOKEN + TOKEN + DONE).replace("\n", nl)));
+      assertThat(s.outputEvents()).as("line ending %s", nl.length()).isEqualTo(2);
+    }
+  }
+
+  @Test
   void usageNullIsIgnored() {
     BodyScanner s = BodyScanner.sse(false);
     s.feed(Buffer.buffer("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n" + USAGE));
