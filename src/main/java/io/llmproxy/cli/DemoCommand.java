@@ -115,6 +115,9 @@ public final class DemoCommand implements Callable<Integer> {
     out.println("llmproxy demo is running on " + base);
     out.println("  backends: gpu-fast (TTFT ~80 ms), gpu-steady (~200 ms), gpu-tail (~100 ms, 10% take 2 s more)");
     out.println("  model '" + CLIENT_MODEL + "' is mapped to '" + BACKEND_MODEL + "'");
+    out.println("  hedging on: a request with no first token after the backend's p90 TTFT also goes to another");
+    out.println("  backend and the first token wins (response headers x-llmproxy-backend, x-llmproxy-hedged;");
+    out.println("  llmproxy_hedges_total in /metrics)");
     out.println();
     out.println("Try it:");
     out.println();
