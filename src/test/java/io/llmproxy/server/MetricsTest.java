@@ -8,6 +8,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.Scrape;
+import io.llmproxy.testing.Scrape.Series;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.http.HttpClientRequest;
@@ -15,7 +17,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -48,14 +49,6 @@ class MetricsTest {
 
   private static TestGateway gw;
   private static List<Series> scrape;
-
-  /** One sample line of the exposition text. */
-  record Series(String name, Map<String, String> labels, double value) {
-    @Override
-    public String toString() {
-      return name + labels + " " + value;
-    }
-  }
 
   @BeforeAll
   static void trafficThenScrape() {
@@ -128,51 +121,7 @@ class MetricsTest {
     TestClient.Response r = gw.client.get("/metrics");
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.header("content-type")).startsWith("text/plain");
-    return parse(r.text());
-  }
-
-  /** Prometheus text format: {@code name{label="value",...} value [timestamp]}; comments skipped. */
-  static List<Series> parse(String text) {
-    List<Series> out = new ArrayList<>();
-    for (String line : text.split("\n")) {
-      line = line.strip();
-      if (line.isEmpty() || line.startsWith("#")) {
-        continue;
-      }
-      int i = 0;
-      while (i < line.length() && line.charAt(i) != '{' && line.charAt(i) != ' ') {
-        i++;
-      }
-      String name = line.substring(0, i);
-      Map<String, String> labels = new LinkedHashMap<>();
-      if (i < line.length() && line.charAt(i) == '{') {
-        i++;
-        while (line.charAt(i) != '}') {
-          int eq = line.indexOf('=', i);
-          String label = line.substring(i, eq).strip();
-          i = eq + 2; // past ="
-          StringBuilder v = new StringBuilder();
-          while (line.charAt(i) != '"') {
-            char ch = line.charAt(i++);
-            if (ch == '\\') {
-              char e = line.charAt(i++);
-              v.append(e == 'n' ? '\n' : e);
-            } else {
-              v.append(ch);
-            }
-          }
-          i++; // closing quote
-          labels.put(label, v.toString());
-          if (line.charAt(i) == ',') {
-            i++;
-          }
-        }
-        i++; // }
-      }
-      String[] rest = line.substring(i).strip().split("\\s+");
-      out.add(new Series(name, labels, Double.parseDouble(rest[0])));
-    }
-    return out;
+    return Scrape.parse(r.text());
   }
 
   private static List<Series> series(List<Series> all, String name) {

@@ -11,7 +11,12 @@ import java.util.Map;
  */
 public final class Scrape {
   /** One sample line. */
-  public record Series(String name, Map<String, String> labels, double value) {}
+  public record Series(String name, Map<String, String> labels, double value) {
+    @Override
+    public String toString() {
+      return name + labels + " " + value;
+    }
+  }
 
   private final List<Series> series;
 
@@ -51,7 +56,7 @@ public final class Scrape {
   }
 
   /** Prometheus text format: {@code name{label="value",...} value [timestamp]}; comments skipped. */
-  static List<Series> parse(String text) {
+  public static List<Series> parse(String text) {
     List<Series> out = new ArrayList<>();
     for (String line : text.split("\n")) {
       line = line.strip();
