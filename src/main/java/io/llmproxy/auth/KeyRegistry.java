@@ -51,9 +51,8 @@ public final class KeyRegistry {
       // A random id (kept across restarts): an id derived from the hash would let anyone who sees
       // it (usage events, the admin API) test guesses of the key offline.
       String id = old != null && old.source() == Source.CONFIG ? old.id() : "cfg_" + KeyHash.newId().substring(4);
-      StoredKey k = new StoredKey(id, hash, KeyHash.hint(c.key()), c.name(), c.userId(),
-          c.status(), c.totalQuota(), c.quotaResetPeriod(), c.allowedIps(), c.allowedModels(), c.expiresAt(),
-          c.rateLimit(), Source.CONFIG, old == null ? clock.instant() : old.createdAt());
+      StoredKey k = StoredKey.draft(c).withIdentity(id, hash, KeyHash.hint(c.key()), Source.CONFIG,
+          old == null ? clock.instant() : old.createdAt());
       if (old != null && old.source() == Source.ADMIN) {
         store.deleteKey(old.id()); // the file now defines it
       }
@@ -132,9 +131,7 @@ public final class KeyRegistry {
     if (byHash.containsKey(hash)) {
       throw new Conflict("A key with this value exists already.");
     }
-    StoredKey k = new StoredKey(KeyHash.newId(), hash, KeyHash.hint(s), draft.name(), draft.userId(), draft.status(),
-        draft.totalQuota(), draft.quotaResetPeriod(), draft.allowedIps(), draft.allowedModels(), draft.expiresAt(),
-        draft.rateLimit(), Source.ADMIN, clock.instant());
+    StoredKey k = draft.withIdentity(KeyHash.newId(), hash, KeyHash.hint(s), Source.ADMIN, clock.instant());
     new ApiKey(k, defaults, perKey); // fails here, before anything is stored, if a rule cannot be used
     store.putKey(k);
     store.commit();
@@ -150,9 +147,7 @@ public final class KeyRegistry {
       return null;
     }
     StoredKey o = old.stored();
-    StoredKey k = new StoredKey(o.id(), o.hash(), o.hint(), fields.name(), fields.userId(), fields.status(),
-        fields.totalQuota(), fields.quotaResetPeriod(), fields.allowedIps(), fields.allowedModels(), fields.expiresAt(),
-        fields.rateLimit(), o.source(), o.createdAt());
+    StoredKey k = fields.withIdentity(o.id(), o.hash(), o.hint(), o.source(), o.createdAt());
     new ApiKey(k, defaults, perKey);
     store.putKey(k);
     store.commit();

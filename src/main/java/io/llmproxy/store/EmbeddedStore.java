@@ -1,20 +1,14 @@
 package io.llmproxy.store;
 
-import io.llmproxy.config.ApiKeyConfig.KeyStatus;
-import io.llmproxy.config.KeyLimits;
-import io.llmproxy.config.QuotaPeriod;
-import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
 import java.time.LocalDate;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import org.h2.mvstore.Cursor;
@@ -79,14 +73,14 @@ public final class EmbeddedStore implements Store {
   public Collection<StoredKey> keys() {
     List<StoredKey> out = new ArrayList<>(keys.size());
     for (String json : keys.values()) {
-      out.add(fromJson(new JsonObject(json)));
+      out.add(StoredKey.fromJson(new JsonObject(json)));
     }
     return out;
   }
 
   @Override
   public void putKey(StoredKey key) {
-    keys.put(key.id(), toJson(key).encode());
+    keys.put(key.id(), key.toJson().encode());
   }
 
   @Override
@@ -196,52 +190,5 @@ public final class EmbeddedStore implements Store {
     if (!mv.isClosed()) {
       mv.close();
     }
-  }
-
-  // ---- JSON of a key (the store's own format; never holds the secret)
-
-  static JsonObject toJson(StoredKey k) {
-    JsonObject o = new JsonObject()
-        .put("id", k.id()).put("hash", k.hash()).put("hint", k.hint())
-        .put("name", k.name()).put("user_id", k.userId())
-        .put("status", k.status().name().toLowerCase(Locale.ROOT))
-        .put("total_quota", k.totalQuota())
-        .put("quota_reset_period", k.quotaResetPeriod() == null ? null : k.quotaResetPeriod().name().toLowerCase(Locale.ROOT))
-        .put("allowed_ips", new JsonArray(new ArrayList<>(k.allowedIps())))
-        .put("allowed_models", new JsonArray(new ArrayList<>(k.allowedModels())))
-        .put("expires_at", k.expiresAt() == null ? null : k.expiresAt().toString())
-        .put("source", k.source().name().toLowerCase(Locale.ROOT))
-        .put("created_at", k.createdAt().toString());
-    KeyLimits l = k.rateLimit();
-    if (l != null) {
-      o.put("rate_limit", new JsonObject().put("requests_per_second", l.requestsPerSecond())
-          .put("requests_per_minute", l.requestsPerMinute()).put("tokens_per_minute", l.tokensPerMinute())
-          .put("max_concurrent", l.maxConcurrent()));
-    }
-    return o;
-  }
-
-  static StoredKey fromJson(JsonObject o) {
-    JsonObject l = o.getJsonObject("rate_limit");
-    KeyLimits limits = l == null ? null : new KeyLimits(l.getDouble("requests_per_second"),
-        l.getLong("requests_per_minute"), l.getLong("tokens_per_minute"), l.getInteger("max_concurrent"));
-    String period = o.getString("quota_reset_period");
-    String expires = o.getString("expires_at");
-    return new StoredKey(o.getString("id"), o.getString("hash"), o.getString("hint"), o.getString("name"),
-        o.getString("user_id"), KeyStatus.valueOf(o.getString("status").toUpperCase(Locale.ROOT)),
-        o.getLong("total_quota"), period == null ? null : QuotaPeriod.valueOf(period.toUpperCase(Locale.ROOT)),
-        strings(o.getJsonArray("allowed_ips")), strings(o.getJsonArray("allowed_models")),
-        expires == null ? null : Instant.parse(expires), limits,
-        StoredKey.Source.valueOf(o.getString("source").toUpperCase(Locale.ROOT)), Instant.parse(o.getString("created_at")));
-  }
-
-  private static List<String> strings(JsonArray a) {
-    List<String> out = new ArrayList<>();
-    if (a != null) {
-      for (Object x : a) {
-        out.add((String) x);
-      }
-    }
-    return out;
   }
 }
