@@ -123,11 +123,13 @@ public final class ApiKey {
     if (ips.isEmpty()) {
       return true;
     }
-    if (address == null) {
-      return false;
-    }
+    return address != null && matchesAny(ips, address);
+  }
+
+  /** Whether any of {@code rules} (see {@link #rule}) holds {@code address}. */
+  static boolean matchesAny(List<IpSubnetFilterRule> rules, InetAddress address) {
     InetSocketAddress a = new InetSocketAddress(address, 0);
-    for (IpSubnetFilterRule r : ips) {
+    for (IpSubnetFilterRule r : rules) {
       if (r.matches(a)) {
         return true;
       }

@@ -3,7 +3,6 @@ package io.llmproxy.auth;
 import io.netty.handler.ipfilter.IpSubnetFilterRule;
 import io.netty.util.NetUtil;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.util.List;
 
 /**
@@ -57,13 +56,7 @@ public final class ClientAddress {
   }
 
   private boolean isTrusted(InetAddress a) {
-    InetSocketAddress s = new InetSocketAddress(a, 0);
-    for (IpSubnetFilterRule r : trusted) {
-      if (r.matches(s)) {
-        return true;
-      }
-    }
-    return false;
+    return ApiKey.matchesAny(trusted, a);
   }
 
   /** A hop as some proxies write it, with a port: {@code 10.0.0.7:51234}, {@code [fd00::7]:443}. */
