@@ -20,22 +20,9 @@ KEY="sk-llmproxy-bench-0500"
 
 command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y nginx" >&2; exit 1; }
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-wait_ready() { for _ in $(seq 1 2000); do curl -sf -o /dev/null "$1" && return 0; sleep 0.01; done; echo "$1 never answered" >&2; exit 1; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-jget() {
-  if [ -z "$2" ]; then echo "$1" | sed -E "s/.*\"$3\":([-0-9.eE+]+|true|false).*/\1/"
-  else echo "$1" | sed -E "s/.*\"$2\":\{[^}]*\"$3\":([-0-9.eE+]+).*/\1/"; fi
-}
+source bench/lib.sh
 
-bin/llmproxy simulate --port $SIM --ttft 0 --itl 0 --tokens 16 > "$work/sim.log" 2>&1 & pids+=($!)
+sim $SIM --ttft 0 --itl 0 --tokens 16
 cat > "$work/nginx.conf" <<NGINX
 worker_processes auto;
 pid $work/nginx.pid;
@@ -94,8 +81,6 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-vals() { local -n arr=$1; echo "${arr[$2]:-}" | median; }
-each() { local -n arr=$1; echo "${arr[$2]:-}" | xargs; }
 echo
 echo "# bench/auth.sh, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds of ${SECONDS_PER_RUN}s, -c $CONCURRENCY, $(nproc) cores"
 echo

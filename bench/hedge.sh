@@ -16,14 +16,8 @@ BASE_PORT="${BASE_PORT:-18300}"
 work="$(mktemp -d /tmp/llmproxy-hedge.XXXXXX)"
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-wait_ready() { for _ in $(seq 1 2000); do curl -sf -o /dev/null "$1" && return 0; sleep 0.01; done; echo "$1 never answered" >&2; exit 1; }
-jget() { echo "$1" | sed -E "s/.*\"$2\":\{[^}]*\"$3\":([-0-9.eE+]+).*/\1/"; }
+source bench/lib.sh
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {printf "%.0f", s}'; }
-sim() { bin/llmproxy simulate --port "$1" "${@:2}" > "$work/sim-$1.log" 2>&1 & pids+=($!); }
 gateway() { # port strategy hedge(on|off) backend-ports...
   local port=$1 strategy=$2 hedge=$3; shift 3
   {

@@ -33,32 +33,12 @@ command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y ngin
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 has() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-wait_ready() { # url: polls every 10 ms, up to 20 s
-  for _ in $(seq 1 2000); do curl -sf -o /dev/null "$1" && return 0; sleep 0.01; done
-  echo "$1 never answered" >&2; exit 1
-}
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+source bench/lib.sh
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a-b}'; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
-# jget JSON OBJECT KEY: a number from llmproxy bench --json ("" for a top-level KEY)
-jget() {
-  if [ -z "$2" ]; then echo "$1" | sed -E "s/.*\"$3\":([-0-9.eE+]+|true|false).*/\1/"
-  else echo "$1" | sed -E "s/.*\"$2\":\{[^}]*\"$3\":([-0-9.eE+]+).*/\1/"; fi
-}
 
 # ---- backends, nginx, llmproxy
-sim() { bin/llmproxy simulate --port "$1" "${@:2}" > "$work/sim-$1.log" 2>&1 & pids+=($!); }
 sim $FAST --ttft 0 --itl 0 --tokens 16
 sim $C1 --ttft 100ms --itl 20ms --tokens 100
 sim $C2 --ttft 100ms --itl 200ms --tokens 50
@@ -191,8 +171,6 @@ done
 echo
 echo "# llmproxy bench/run.sh, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 row() { printf "| %-32s | %s | %s | %s |\n" "$1" "$2" "$3" "$4"; }
-vals() { local -n arr=$1; echo "${arr[$2]:-}" | median; }
-each() { local -n arr=$1; echo "${arr[$2]:-}" | xargs; }
 echo "| scenario | direct | nginx | llmproxy |"
 echo "| --- | --- | --- | --- |"
 if has a; then
