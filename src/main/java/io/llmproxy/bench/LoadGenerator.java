@@ -2,7 +2,7 @@ package io.llmproxy.bench;
 
 import static java.util.Objects.requireNonNull;
 
-import io.vertx.core.DeploymentOptions;
+import io.llmproxy.api.PerEventLoop;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
@@ -89,14 +89,14 @@ public final class LoadGenerator {
     measureFromNanos = now + settings.warmup().toNanos();
     stopAtNanos = measureFromNanos + settings.duration().toNanos();
     List<Future<Void>> finished = new ArrayList<>();
-    Future<String> deployed = vertx.deployVerticle(() -> {
+    Future<PerEventLoop> deployed = PerEventLoop.deploy(vertx, drivers, () -> {
       Driver d = new Driver(all.size());
       all.add(d);
       finished.add(d.done.future());
       return d;
-    }, new DeploymentOptions().setInstances(drivers));
-    return deployed.compose(id -> Future.all(finished)
-        .eventually(() -> vertx.undeploy(id))
+    });
+    return deployed.compose(loops -> Future.all(finished)
+        .eventually(loops::undeploy)
         .map(v -> {
           Recorder merged = new Recorder();
           for (Driver d : all) {

@@ -4,6 +4,7 @@ import static java.util.Objects.requireNonNull;
 
 import io.github.bucket4j.TimeMeter;
 import io.llmproxy.admin.AdminApi;
+import io.llmproxy.api.PerEventLoop;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ClientAddress;
 import io.llmproxy.auth.KeyRegistry;
@@ -31,7 +32,6 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.HedgeBudget;
 import io.llmproxy.routing.Router;
 import io.llmproxy.stats.LatencyStats;
-import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -81,7 +81,8 @@ public final class Gateway {
   private WebhookDelivery webhook;
   private long quotaFlushTimer = -1;
   private final List<GatewayVerticle> verticles = new ArrayList<>();
-  private String deploymentId;
+  /** The servers, one per event loop; null until they all listen. */
+  private volatile PerEventLoop servers;
   private int port;
   private final AtomicReference<Future<Void>> stopping = new AtomicReference<>();
 
@@ -244,15 +245,15 @@ public final class Gateway {
     }
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
-    return vertx.deployVerticle(() -> {
+    return PerEventLoop.deploy(vertx, loops, () -> {
           GatewayVerticle v = new GatewayVerticle(services, loops, listenPort, config.drainTimeout());
           synchronized (verticles) {
             verticles.add(v);
           }
           return v;
-        }, new DeploymentOptions().setInstances(loops))
-        .map(id -> {
-          deploymentId = id;
+        })
+        .map(deployed -> {
+          servers = deployed;
           port = verticles.get(0).actualPort();
           if (config.usageHook().enabled()) {
             // delivers what a previous run left in the spool, then each batch the recorder commits
@@ -313,7 +314,7 @@ public final class Gateway {
     synchronized (verticles) {
       verticles.forEach(v -> v.drainTimeout(drain));
     }
-    Future<Void> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
+    Future<Void> undeploy = servers == null ? Future.succeededFuture() : servers.undeploy();
     // vertx.close() stops the event loops, so what follows it must not run on one of them: the
     // returned future is completed from the thread that finishes the close, on no context.
     Promise<Void> done = Promise.promise();

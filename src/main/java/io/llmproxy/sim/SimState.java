@@ -154,6 +154,9 @@ final class SimState {
 
   /** Ends a response whose status was already recorded, with a last chunk or none (null). */
   void end(HttpServerResponse response, SimExchange exchange, Buffer body) {
+    if (closing) {
+      return; // stopped: a request in progress is dropped, never answered (its connection closes)
+    }
     exchange.completed();
     completed.increment();
     if (response.getStatusCode() >= 400) {

@@ -2,7 +2,7 @@ package io.llmproxy.sim;
 
 import static java.util.Objects.requireNonNull;
 
-import io.vertx.core.DeploymentOptions;
+import io.llmproxy.api.PerEventLoop;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
@@ -32,7 +32,7 @@ public final class Simulator {
 
   private final Vertx vertx;
   private final SimState state;
-  private final List<String> deployments = new CopyOnWriteArrayList<>();
+  private final List<PerEventLoop> deployments = new CopyOnWriteArrayList<>();
   private final String host;
   private volatile int port;
 
@@ -69,10 +69,9 @@ public final class Simulator {
         .setPort(port)
         .setTcpNoDelay(true)
         .setHandle100ContinueAutomatically(true);
-    return vertx.deployVerticle(() -> simulator.server(serverOptions),
-            new DeploymentOptions().setInstances(instances))
-        .map(id -> {
-          simulator.deployments.add(id);
+    return PerEventLoop.deploy(vertx, instances, () -> simulator.server(serverOptions))
+        .map(servers -> {
+          simulator.deployments.add(servers);
           return simulator;
         });
   }
@@ -145,8 +144,8 @@ public final class Simulator {
   public Future<Void> close() {
     state.closing();
     List<Future<?>> undeployed = new ArrayList<>();
-    for (String id : deployments) {
-      undeployed.add(vertx.undeploy(id));
+    for (PerEventLoop servers : deployments) {
+      undeployed.add(servers.undeploy());
     }
     deployments.clear();
     return Future.join(undeployed).transform(ignored -> {
