@@ -76,13 +76,23 @@ public final class Simulator {
         });
   }
 
-  /** A deployment that listens with one HTTP server on its own event-loop context. */
+  /** One HTTP server on its own event-loop context, closed on undeploy. */
   private io.vertx.core.Deployable server(HttpServerOptions serverOptions) {
-    return context -> {
-      HttpServer server = context.owner().createHttpServer(new HttpServerOptions(serverOptions));
-      server.connectionHandler(state::connectionOpened);
-      server.requestHandler(new SimHandler(context.owner(), state));
-      return server.listen().onSuccess(s -> port = s.actualPort());
+    return new io.vertx.core.Deployable() {
+      private HttpServer server;
+
+      @Override
+      public Future<?> deploy(io.vertx.core.Context context) {
+        server = context.owner().createHttpServer(new HttpServerOptions(serverOptions));
+        server.connectionHandler(state::connectionOpened);
+        server.requestHandler(new SimHandler(context.owner(), state));
+        return server.listen().onSuccess(s -> port = s.actualPort());
+      }
+
+      @Override
+      public Future<?> undeploy(io.vertx.core.Context context) {
+        return server.close();
+      }
     };
   }
 
