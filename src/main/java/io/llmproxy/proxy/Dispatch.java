@@ -424,7 +424,7 @@ public final class Dispatch {
     RetryReason reason = status == 429 ? RetryReason.STATUS_429
         : status == 500 || status == 502 || status == 503 || status == 504 ? RetryReason.STATUS_5XX : null;
     if (reason != null) {
-      long retryAfter = status == 429 ? Backoff.parseRetryAfterNanos(a.response().getHeader("retry-after")) : -1;
+      long retryAfter = status == 429 ? Backoff.parseRetryAfterNanos(a.response().getHeader(HttpHeaders.RETRY_AFTER)) : -1;
       if (hedged && inFlight() > 1) {
         // Another attempt is still running: drop this answer and let it, or a replacement, win.
         lastFailure = null;

@@ -212,7 +212,7 @@ final class UpstreamAttempt {
     state = State.RECEIVING;
     headNanos = System.nanoTime();
     reportHead(r);
-    String type = r.getHeader("content-type");
+    String type = r.getHeader(HttpHeaders.CONTENT_TYPE);
     scanner = BodyScanner.isEventStream(type) ? BodyScanner.sse(firstByteIsToken) : BodyScanner.plain();
     r.handler(this::onChunk);
     r.endHandler(v -> onEnd());
@@ -365,7 +365,7 @@ final class UpstreamAttempt {
     healthReported = true;
     if (status == 429) {
       backend.failed(PassiveHealth.Failure.STATUS_429,
-          Math.max(0, Backoff.parseRetryAfterNanos(r.getHeader("retry-after"))), isCanary);
+          Math.max(0, Backoff.parseRetryAfterNanos(r.getHeader(HttpHeaders.RETRY_AFTER))), isCanary);
     } else if (status >= 500) {
       backend.failed(PassiveHealth.Failure.STATUS_5XX, 0, isCanary);
     } else {

@@ -46,6 +46,8 @@ final class ClientExchange implements Downstream {
   private static final CharSequence X_BACKEND = HttpHeaders.createOptimized("x-llmproxy-backend");
   private static final CharSequence X_ATTEMPTS = HttpHeaders.createOptimized("x-llmproxy-attempts");
   private static final CharSequence X_HEDGED = HttpHeaders.createOptimized("x-llmproxy-hedged");
+  /** A request header the client may send to turn hedging off for its request. */
+  private static final CharSequence X_HEDGE = HttpHeaders.createOptimized("x-llmproxy-hedge");
 
   /** nginx's code for "client closed request", used in metrics and logs only. */
   static final int CLIENT_CLOSED = 499;
@@ -111,7 +113,7 @@ final class ClientExchange implements Downstream {
     this.req = req;
     this.resp = req.response();
     this.route = route;
-    this.requestId = RequestIds.fromClientOrNew(req.getHeader("x-request-id"));
+    this.requestId = RequestIds.fromClientOrNew(req.getHeader(X_REQUEST_ID));
   }
 
   void start() {
@@ -227,7 +229,7 @@ final class ClientExchange implements Downstream {
     Buffer upstreamBody = parsed.rewrite(sentModel, stripUsage);
     RequestSpec spec = new RequestSpec(req.method(), pathAndQuery(), req.headers(), clientIp(), requestId,
         upstreamBody, stream, clientModel, sentModel);
-    boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader("x-llmproxy-hedge"));
+    boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader(X_HEDGE));
     dispatch = new Dispatch(vertx.getOrCreateContext(), client, services.proxy(), services.config().routing(),
         router.plan(clientModel, sentModel, stream, group, affinityKey), spec, this, hedgeable);
     dispatch.start();
