@@ -79,14 +79,25 @@ public final class BodyScanner {
     return sse;
   }
 
-  /** {@code text/event-stream}, compared as a media type: parameters and case ignored. */
+  private static final String EVENT_STREAM = "text/event-stream";
+
+  /** {@code text/event-stream}, compared as a media type: parameters, surrounding blanks and case ignored. */
   public static boolean isEventStream(String contentType) {
     if (contentType == null) {
       return false;
     }
-    int semi = contentType.indexOf(';');
-    String mediaType = (semi < 0 ? contentType : contentType.substring(0, semi)).trim();
-    return mediaType.equalsIgnoreCase("text/event-stream");
+    int end = contentType.indexOf(';');
+    if (end < 0) {
+      end = contentType.length();
+    }
+    int start = 0;
+    while (start < end && contentType.charAt(start) <= ' ') {
+      start++;
+    }
+    while (end > start && contentType.charAt(end - 1) <= ' ') {
+      end--;
+    }
+    return end - start == EVENT_STREAM.length() && contentType.regionMatches(true, start, EVENT_STREAM, 0, end - start);
   }
 
   /**

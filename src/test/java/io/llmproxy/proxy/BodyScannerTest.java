@@ -197,5 +197,10 @@ class BodyScannerTest {
     assertThat(BodyScanner.isEventStream("Text/Event-Stream; charset=utf-8")).isTrue();
     assertThat(BodyScanner.isEventStream("application/json")).isFalse();
     assertThat(BodyScanner.isEventStream(null)).isFalse();
+    assertThat(BodyScanner.isEventStream(" text/event-stream ;charset=utf-8")).isTrue();
+    assertThat(BodyScanner.isEventStream("text/event-streams")).isFalse();
+    assertThat(BodyScanner.isEventStream("text/event")).isFalse();
+    assertThat(BodyScanner.isEventStream("")).isFalse();
+    assertThat(BodyScanner.isEventStream("; text/event-stream")).isFalse();
   }
 }
