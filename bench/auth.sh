@@ -23,24 +23,7 @@ command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y ngin
 source bench/lib.sh
 
 sim $SIM --ttft 0 --itl 0 --tokens 16
-cat > "$work/nginx.conf" <<NGINX
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 10000; }
-http {
-  access_log $work/nginx-access.log;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  upstream sim { server 127.0.0.1:$SIM; keepalive 1024; }
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_buffering off;
-  proxy_request_buffering off;
-  server { listen 127.0.0.1:$NG backlog=16384; location / { proxy_pass http://sim; } }
-}
-NGINX
-nginx -c "$work/nginx.conf"
+nginx_proxy $SIM $NG
 
 {
   echo "listen: \"127.0.0.1:$OFF\""

@@ -16,6 +16,29 @@ wait_ready() { # url: polls every 10 ms, up to 20 s
   echo "$1 never answered" >&2; exit 1
 }
 
+# nginx as a reverse proxy on port $2 in front of one backend on port $1 (keep-alive upstream,
+# proxy_buffering off), its config and logs in $work
+nginx_proxy() {
+  cat > "$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 10000; }
+http {
+  access_log $work/nginx-access.log;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$1; keepalive 1024; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_buffering off;
+  proxy_request_buffering off;
+  server { listen 127.0.0.1:$2 backlog=16384; location / { proxy_pass http://backend; } }
+}
+NGINX
+  nginx -c "$work/nginx.conf"
+}
+
 # a simulated backend on a port, its log in $work
 sim() { bin/llmproxy simulate --port "$1" "${@:2}" > "$work/sim-$1.log" 2>&1 & pids+=($!); }
 
