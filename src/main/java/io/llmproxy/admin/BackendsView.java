@@ -1,6 +1,6 @@
 package io.llmproxy.admin;
 
-import static io.llmproxy.admin.KeyView.lower;
+import static io.llmproxy.metrics.GatewayMetrics.label;
 
 import io.llmproxy.config.BackendConfig;
 import io.llmproxy.config.RoutingConfig.HedgeConfig;
@@ -59,8 +59,8 @@ final class BackendsView {
           .put("effective_weight", b.effectiveWeight())
           .put("models", new JsonArray(new ArrayList<>(c.models())))
           .put("max_concurrent", c.maxConcurrent())
-          .put("state", lower(state))
-          .put("health_check", lower(b.health()))
+          .put("state", label(state))
+          .put("health_check", label(b.health()))
           .put("inflight", b.inflight())
           .put("cooldown_remaining_ms", state == BackendState.EJECTED ? (cooldown + 999_999) / 1_000_000 : null)
           .put("latency", latency(latencies.getOrDefault(b.name(), List.of()), now)));
@@ -79,15 +79,13 @@ final class BackendsView {
           long[] p = l.window().percentilesNanos(PERCENTILES, now);
           JsonObject o = new JsonObject()
               .put("model", l.model().isEmpty() ? null : l.model())
-              .put("kind", lower(l.kind()))
+              .put("kind", label(l.kind()))
               .put("samples", l.window().count(now))
               .put("p50_ms", ms(p[0]))
               .put("p95_ms", ms(p[1]))
               .put("p99_ms", ms(p[2]));
           if (hedge.enabled()) {
-            long chosen = hedge.threshold().fixed() != null ? -1
-                : l.window().percentileNanos(hedge.threshold().percentile(), now);
-            o.put("hedge_threshold_ms", hedge.thresholdNanos(chosen) / 1e6);
+            o.put("hedge_threshold_ms", hedge.thresholdNanos(pct -> l.window().percentileNanos(pct, now)) / 1e6);
           }
           out.add(o);
         });

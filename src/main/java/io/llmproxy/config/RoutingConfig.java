@@ -3,6 +3,7 @@ package io.llmproxy.config;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.function.DoubleToLongFunction;
 
 /**
  * {@code routing}.
@@ -56,14 +57,21 @@ public record RoutingConfig(
       FirstTokenMode firstToken) {
 
     /**
-     * The hedge threshold for a window whose chosen percentile is {@code percentileNanos} (-1 when it
-     * is empty): the fixed threshold when one is set, else the percentile (the maximum when nothing is
-     * known), clamped to {@code [min_threshold, max_threshold]}.
+     * The hedge threshold: the fixed threshold when one is set, else the chosen percentile of recent
+     * TTFT, which {@code percentileNanos} gives for a percentile (-1 when nothing is known: then the
+     * maximum); clamped to {@code [min_threshold, max_threshold]}. {@code percentileNanos} is called
+     * only when there is no fixed threshold.
      */
-    public long thresholdNanos(long percentileNanos) {
+    public long thresholdNanos(DoubleToLongFunction percentileNanos) {
       long min = minThreshold.toNanos();
       long max = maxThreshold.toNanos();
-      long t = threshold.fixed() != null ? threshold.fixed().toNanos() : percentileNanos < 0 ? max : percentileNanos;
+      long t;
+      if (threshold.fixed() != null) {
+        t = threshold.fixed().toNanos();
+      } else {
+        long p = percentileNanos.applyAsLong(threshold.percentile());
+        t = p < 0 ? max : p;
+      }
       return Math.max(min, Math.min(max, t));
     }
   }

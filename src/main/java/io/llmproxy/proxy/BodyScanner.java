@@ -158,9 +158,7 @@ public final class BodyScanner {
         lastByteCr = a[j - 1] == '\r';
         i = j - 1;
       } else {
-        if (lineLength < DATA.length) {
-          lineIsData = lineLength == 0 ? c == 'd' : lineIsData && c == DATA[lineLength];
-        }
+        lineIsData = lineLength == 0 ? c == 'd' : lineIsData && c == DATA[lineLength];
         lineLength++;
         lastByteCr = c == '\r';
       }

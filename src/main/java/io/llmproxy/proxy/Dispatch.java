@@ -58,7 +58,6 @@ import java.util.concurrent.TimeoutException;
  * </ul>
  */
 public final class Dispatch {
-  private static final CharSequence X_REQUEST_ID = HttpHeaders.createOptimized("x-request-id");
   /** Most a losing-or-undecided attempt may hold before it wins by default (a non-streaming body). */
   static final long MAX_HELD_BYTES = 16L << 20;
 
@@ -204,6 +203,11 @@ public final class Dispatch {
     return winner == null || winner.scanner() == null || winner.scanner().atEventBoundary();
   }
 
+  /** Whether the committed answer is an event stream ({@code text/event-stream}), as its attempt read it. */
+  public boolean winnerIsEventStream() {
+    return winner != null && winner.scanner() != null && winner.scanner().isSse();
+  }
+
   /** nanoTime when the first token was written to the client, or 0. */
   public long clientFirstTokenNanos() {
     return clientFirstTokenNanos;
@@ -343,13 +347,10 @@ public final class Dispatch {
 
   /** The hedge threshold for an attempt on {@code b}: its recent TTFT percentile (or the fixed value), clamped. */
   long thresholdNanos(Backend b) {
-    if (hedgeConfig.threshold().fixed() != null) {
-      return hedgeConfig.thresholdNanos(-1);
-    }
     LatencyStats stats = services.stats();
     // nothing known (-1): hedge only when it is very late (the maximum)
-    return hedgeConfig.thresholdNanos(stats.entry(b.name(), spec.sentModel(), statsKind()).window()
-        .percentileNanos(hedgeConfig.threshold().percentile(), stats.now()));
+    return hedgeConfig.thresholdNanos(p -> stats.entry(b.name(), spec.sentModel(), statsKind()).window()
+        .percentileNanos(p, stats.now()));
   }
 
   /** Arms the timer for the next hedge, after the newest attempt's threshold. */
@@ -404,7 +405,7 @@ public final class Dispatch {
    */
   void writeHeaders(Backend b, MultiMap headers) {
     ForwardedHeaders.copyRequest(spec.clientHeaders(), headers, spec.clientIp());
-    headers.set(X_REQUEST_ID, spec.requestId());
+    headers.set(ForwardedHeaders.X_REQUEST_ID, spec.requestId());
     for (Map.Entry<String, String> h : b.config().headers().entrySet()) {
       headers.set(h.getKey(), h.getValue());
     }

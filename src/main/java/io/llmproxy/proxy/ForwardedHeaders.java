@@ -1,6 +1,7 @@
 package io.llmproxy.proxy;
 
 import io.vertx.core.MultiMap;
+import io.vertx.core.http.HttpHeaders;
 import java.util.List;
 import java.util.Map;
 
@@ -13,6 +14,8 @@ import java.util.Map;
  * control headers. {@code X-Forwarded-For} is rebuilt with the client's address appended.
  */
 public final class ForwardedHeaders {
+  /** The request's id: read from the client, sent upstream and back to the client (encoded once). */
+  public static final CharSequence X_REQUEST_ID = HttpHeaders.createOptimized("x-request-id");
   private static final String[] HOP_BY_HOP = {
       "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer",
       "proxy-authenticate", "proxy-authorization"};

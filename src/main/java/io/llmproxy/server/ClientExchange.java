@@ -6,7 +6,6 @@ import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
-import io.llmproxy.proxy.BodyScanner;
 import io.llmproxy.proxy.Dispatch;
 import io.llmproxy.proxy.Downstream;
 import io.llmproxy.proxy.ForwardedHeaders;
@@ -42,7 +41,6 @@ import java.net.InetAddress;
 final class ClientExchange implements Downstream {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ClientExchange.class);
   /** The gateway's own response headers, encoded once (no per-response validation or encoding). */
-  private static final CharSequence X_REQUEST_ID = HttpHeaders.createOptimized("x-request-id");
   private static final CharSequence X_BACKEND = HttpHeaders.createOptimized("x-llmproxy-backend");
   private static final CharSequence X_ATTEMPTS = HttpHeaders.createOptimized("x-llmproxy-attempts");
   private static final CharSequence X_HEDGED = HttpHeaders.createOptimized("x-llmproxy-hedged");
@@ -113,7 +111,7 @@ final class ClientExchange implements Downstream {
     this.req = req;
     this.resp = req.response();
     this.route = route;
-    this.requestId = RequestIds.fromClientOrNew(req.getHeader(X_REQUEST_ID));
+    this.requestId = RequestIds.fromClientOrNew(req.getHeader(ForwardedHeaders.X_REQUEST_ID));
   }
 
   void start() {
@@ -311,7 +309,7 @@ final class ClientExchange implements Downstream {
     }
     MultiMap out = resp.headers();
     ForwardedHeaders.copyResponse(response.headers(), out);
-    out.set(X_REQUEST_ID, requestId);
+    out.set(ForwardedHeaders.X_REQUEST_ID, requestId);
     out.set(X_BACKEND, backend.name());
     out.set(X_ATTEMPTS, Integer.toString(attempts));
     if (hedged) {
@@ -321,7 +319,7 @@ final class ClientExchange implements Downstream {
     if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
       resp.setChunked(true);
     }
-    sseResponse = BodyScanner.isEventStream(response.getHeader(HttpHeaders.CONTENT_TYPE));
+    sseResponse = dispatch.winnerIsEventStream();
     if (stripUsage && sseResponse && status / 100 == 2) {
       usageFilter = new UsageChunkFilter();
     }
@@ -395,7 +393,7 @@ final class ClientExchange implements Downstream {
     error = err.code() + ": " + message;
     resp.setStatusCode(err.status())
         .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-        .putHeader(X_REQUEST_ID, requestId);
+        .putHeader(ForwardedHeaders.X_REQUEST_ID, requestId);
     if (dispatch != null && dispatch.attemptCount() > 0) {
       resp.putHeader(X_ATTEMPTS, Integer.toString(dispatch.attemptCount()));
     }

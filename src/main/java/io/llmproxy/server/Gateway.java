@@ -179,9 +179,8 @@ public final class Gateway {
     if (!h.enabled()) {
       return;
     }
-    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT, () -> h.thresholdNanos(
-        h.threshold().fixed() != null ? -1 : entry.window().percentileNanos(h.threshold().percentile(), System.nanoTime()))
-        / 1e6);
+    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT,
+        () -> h.thresholdNanos(p -> entry.window().percentileNanos(p, System.nanoTime())) / 1e6);
   }
 
   /** The state {@code llmproxy_backend_state} shows: down by its health check, else its passive state. */

@@ -3,6 +3,7 @@ package io.llmproxy.server;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
+import io.llmproxy.proxy.ForwardedHeaders;
 import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.server.ClientExchange.Route;
 import io.vertx.core.Future;
@@ -152,7 +153,8 @@ final class GatewayVerticle extends VerticleBase {
   }
 
   private static void error(HttpServerRequest req, OpenAiError err, String message) {
-    req.response().putHeader("x-request-id", RequestIds.fromClientOrNew(req.getHeader("x-request-id")));
+    req.response().putHeader(ForwardedHeaders.X_REQUEST_ID,
+        RequestIds.fromClientOrNew(req.getHeader(ForwardedHeaders.X_REQUEST_ID)));
     json(req, err.status(), err.body(message, null));
   }
 
