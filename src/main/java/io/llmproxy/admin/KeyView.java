@@ -4,7 +4,6 @@ import io.llmproxy.auth.ApiKey;
 import io.llmproxy.limits.Quotas;
 import io.llmproxy.limits.RateLimits;
 import io.vertx.core.json.JsonObject;
-import java.util.Locale;
 
 /**
  * A key as the admin API shows it: its fields as stored (a null quota field means the
@@ -25,9 +24,5 @@ final class KeyView {
         .mergeIn(stored)
         .put("quota_used", quotas == null ? null : quotas.used(key))
         .put("inflight", limits == null ? null : limits.inflight(key));
-  }
-
-  static String lower(Enum<?> e) {
-    return e.name().toLowerCase(Locale.ROOT);
   }
 }

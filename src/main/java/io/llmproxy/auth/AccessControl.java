@@ -47,10 +47,6 @@ public final class AccessControl {
     return keys != null || limits != null;
   }
 
-  public boolean authEnabled() {
-    return keys != null;
-  }
-
   public KeyRegistry keys() {
     return keys;
   }
@@ -148,10 +144,12 @@ public final class AccessControl {
     if (key.expired(now)) {
       return authFailure("expired", OpenAiError.KEY_EXPIRED, "This API key expired at " + key.stored().expiresAt() + ".");
     }
-    if (key.hasAddressRules() && !key.allowsAddress(clientAddress.get())) {
+    if (key.hasAddressRules()) {
       InetAddress client = clientAddress.get();
-      return authFailure("ip_not_allowed", OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
-          + (client == null ? "an unknown address" : client.getHostAddress()) + ".");
+      if (!key.allowsAddress(client)) {
+        return authFailure("ip_not_allowed", OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
+            + (client == null ? "an unknown address" : client.getHostAddress()) + ".");
+      }
     }
     return new Decision(key, null, null, null);
   }

@@ -18,10 +18,6 @@ public final class ClientAddress {
     this.trusted = trustedProxies.stream().map(ApiKey::rule).toList();
   }
 
-  public boolean hasTrustedProxies() {
-    return !trusted.isEmpty();
-  }
-
   /**
    * @param peer           the connection's remote address text, may be null
    * @param forwardedFor   every {@code X-Forwarded-For} header value, in order

@@ -70,7 +70,7 @@ public final class KeyRegistry {
     store.commit();
     for (StoredKey k : stored.values()) {
       try {
-        index(k);
+        index(new ApiKey(k, defaults, perKey));
       } catch (RuntimeException e) {
         // one unreadable key must not keep the gateway from starting; it is left out, and said so
         LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
@@ -80,10 +80,9 @@ public final class KeyRegistry {
         byId.size() - inConfig.size(), removed > 0 ? "; " + removed + " no longer in the config file removed" : "");
   }
 
-  private void index(StoredKey k) {
-    ApiKey key = new ApiKey(k, defaults, perKey);
-    byHash.put(k.hash(), key);
-    byId.put(k.id(), key);
+  private void index(ApiKey key) {
+    byHash.put(key.stored().hash(), key);
+    byId.put(key.id(), key);
   }
 
   /**
@@ -107,10 +106,6 @@ public final class KeyRegistry {
     return all;
   }
 
-  public int size() {
-    return byId.size();
-  }
-
   /** A new key and its secret, shown this once. */
   public record Created(ApiKey key, String secret) {}
 
@@ -132,12 +127,12 @@ public final class KeyRegistry {
       throw new Conflict("A key with this value exists already.");
     }
     StoredKey k = draft.withIdentity(KeyHash.newId(), hash, KeyHash.hint(s), Source.ADMIN, clock.instant());
-    new ApiKey(k, defaults, perKey); // fails here, before anything is stored, if a rule cannot be used
+    ApiKey key = new ApiKey(k, defaults, perKey); // fails here, before anything is stored, if a rule cannot be used
     store.putKey(k);
     store.commit();
-    index(k);
+    index(key);
     LOG.info("API key {} created ({}, user {})", k.id(), k.name(), k.userId());
-    return new Created(byId.get(k.id()), s);
+    return new Created(key, s);
   }
 
   /** Replaces an admin key's fields (id, hash, hint, source and creation time are kept); null when there is no such key. */
@@ -148,20 +143,20 @@ public final class KeyRegistry {
     }
     StoredKey o = old.stored();
     StoredKey k = fields.withIdentity(o.id(), o.hash(), o.hint(), o.source(), o.createdAt());
-    new ApiKey(k, defaults, perKey);
+    ApiKey key = new ApiKey(k, defaults, perKey);
     store.putKey(k);
     store.commit();
-    index(k);
+    index(key);
     LOG.info("API key {} updated ({}, user {}, {})", k.id(), k.name(), k.userId(), k.status());
-    return byId.get(id);
+    return key;
   }
 
   /** Revokes an admin key at once; false when there is none with this id. */
   public synchronized boolean delete(String id) {
-    if (byId.get(id) == null) {
+    ApiKey k = mutable(id);
+    if (k == null) {
       return false;
     }
-    ApiKey k = mutable(id);
     store.deleteKey(id);
     store.commit();
     byId.remove(id);

@@ -79,7 +79,7 @@ public final class Quotas {
     if (used < quota) {
       return null;
     }
-    long next = QuotaPeriods.next(key.period(), c.periodStart);
+    long next = c.periodEnd;
     long wait = next == Long.MAX_VALUE ? -1 : Math.max(0, next * 1_000_000_000L - (now.getEpochSecond() * 1_000_000_000L + now.getNano()));
     String when = key.period() == QuotaPeriod.NEVER ? "It does not reset."
         : "It resets at " + Instant.ofEpochSecond(next) + ".";
