@@ -12,6 +12,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.internal.VertxInternal;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 
 /**
@@ -93,21 +94,12 @@ public final class PerEventLoop {
     return onContext(context, () -> d.undeploy(context));
   }
 
-  private interface Action {
-    Future<?> run() throws Exception;
-  }
-
-  private static Future<?> onContext(Context context, Action action) {
+  /** Runs {@code action} on {@code context}; its future, or its exception as a failed one. */
+  private static Future<?> onContext(Context context, Callable<Future<?>> action) {
     Promise<Object> done = Promise.promise();
     context.runOnContext(ignored -> {
       try {
-        action.run().onComplete(ar -> {
-          if (ar.succeeded()) {
-            done.complete(ar.result());
-          } else {
-            done.fail(ar.cause());
-          }
-        });
+        action.call().onComplete(done);
       } catch (Exception e) {
         done.fail(e);
       }

@@ -98,12 +98,6 @@ public record BenchSettings(
         rampUp, maxTokens, promptChars, includeUsage, headers);
   }
 
-  /** The same load with extra request headers (an API key, say). */
-  public BenchSettings withHeaders(Map<String, String> headers) {
-    return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
-        rampUp, maxTokens, promptChars, includeUsage, headers);
-  }
-
   public boolean openLoop() {
     return rate > 0;
   }

@@ -96,12 +96,17 @@ final class SimExchange {
       clientDisconnected = true;
       disconnectedAtNanos = atNanos;
     }
+    stopResponse();
+    return true;
+  }
+
+  /** Stops the response's timers (once), as a disconnect does, without recording one: the simulator stopped. */
+  void stopResponse() {
     Runnable action = onDisconnect;
     onDisconnect = null;
     if (action != null) {
       action.run();
     }
-    return true;
   }
 
   synchronized RequestRecord snapshot() {

@@ -130,7 +130,9 @@ final class SimState {
 
   /** The client's connection closed; counts a disconnect if the response had not ended. */
   void clientClosed(SimExchange exchange) {
-    if (!closing && exchange.clientClosed(System.nanoTime())) {
+    if (closing) {
+      exchange.stopResponse(); // the simulator stopped: no client disconnect
+    } else if (exchange.clientClosed(System.nanoTime())) {
       disconnected.increment();
     }
   }

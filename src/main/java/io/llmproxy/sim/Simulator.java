@@ -11,7 +11,6 @@ import io.vertx.core.http.HttpServerOptions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -32,7 +31,8 @@ public final class Simulator {
 
   private final Vertx vertx;
   private final SimState state;
-  private final List<PerEventLoop> deployments = new CopyOnWriteArrayList<>();
+  /** Its servers, one per event loop; null before they listen and once closed. */
+  private volatile PerEventLoop servers;
   private final String host;
   private volatile int port;
 
@@ -71,7 +71,7 @@ public final class Simulator {
         .setHandle100ContinueAutomatically(true);
     return PerEventLoop.deploy(vertx, instances, () -> simulator.server(serverOptions))
         .map(servers -> {
-          simulator.deployments.add(servers);
+          simulator.servers = servers;
           return simulator;
         });
   }
@@ -153,12 +153,10 @@ public final class Simulator {
    */
   public Future<Void> close() {
     state.closing();
-    List<Future<?>> undeployed = new ArrayList<>();
-    for (PerEventLoop servers : deployments) {
-      undeployed.add(servers.undeploy());
-    }
-    deployments.clear();
-    return Future.join(undeployed).transform(ignored -> {
+    PerEventLoop s = servers;
+    servers = null;
+    Future<Void> undeployed = s == null ? Future.succeededFuture() : s.undeploy();
+    return undeployed.transform(ignored -> {
       List<Future<?>> closed = new ArrayList<>();
       for (HttpConnection connection : state.openConnectionList()) {
         closed.add(connection.close());

@@ -39,7 +39,12 @@ public final class LatencyStats {
     }
   }
 
-  private record Key(String backend, String model, Kind kind) {}
+  private record Key(String backend, String model, Kind kind) {
+    /** The model as listeners and visitors see it: {@code "other"} past the bound. */
+    String label() {
+      return model == OTHER ? "other" : model;
+    }
+  }
 
   private final Map<Key, Entry> entries = new ConcurrentHashMap<>();
   private final Map<String, Integer> modelsPerBackend = new ConcurrentHashMap<>();
@@ -47,19 +52,21 @@ public final class LatencyStats {
   private final int slots;
   private final long slotNanos;
   private final long tauNanos;
-  private final EntryListener listener;
-
   /** Hears each new entry once (the hedge-threshold gauge is registered there). */
-  public interface EntryListener {
-    void created(String backend, String model, Kind kind, Entry entry);
+  private final EntryVisitor listener;
+
+  /** Sees an entry: each new one (the constructor's listener), or each of {@link #forEach}. */
+  public interface EntryVisitor {
+    /** @param model the model name as recorded; {@code ""} for requests naming none, {@code "other"} past the bound */
+    void visit(String backend, String model, Kind kind, Entry entry);
   }
 
   /** 3 slots of 10 s (a 30 s window), peak EWMA with τ = 10 s. */
-  public LatencyStats(LongSupplier nanoClock, EntryListener listener) {
+  public LatencyStats(LongSupplier nanoClock, EntryVisitor listener) {
     this(nanoClock, 3, 10_000_000_000L, 10_000_000_000L, listener);
   }
 
-  public LatencyStats(LongSupplier nanoClock, int slots, long slotNanos, long tauNanos, EntryListener listener) {
+  public LatencyStats(LongSupplier nanoClock, int slots, long slotNanos, long tauNanos, EntryVisitor listener) {
     this.nanoClock = requireNonNull(nanoClock, "nanoClock");
     this.slots = slots;
     this.slotNanos = slotNanos;
@@ -85,20 +92,14 @@ public final class LatencyStats {
     Key k = key;
     return entries.computeIfAbsent(k, x -> {
       Entry created = new Entry(slots, slotNanos, tauNanos);
-      listener.created(k.backend(), k.model() == OTHER ? "other" : k.model(), k.kind(), created);
+      listener.visit(k.backend(), k.label(), k.kind(), created);
       return created;
     });
   }
 
-  /** Sees one entry of {@link #forEach}. */
-  public interface EntryVisitor {
-    /** @param model the model name as recorded; {@code ""} for requests naming none, {@code "other"} past the bound */
-    void visit(String backend, String model, Kind kind, Entry entry);
-  }
-
   /** Visits every entry, in no particular order (for the admin API). */
   public void forEach(EntryVisitor visitor) {
-    entries.forEach((k, e) -> visitor.visit(k.backend(), k.model() == OTHER ? "other" : k.model(), k.kind(), e));
+    entries.forEach((k, e) -> visitor.visit(k.backend(), k.label(), k.kind(), e));
   }
 
   /** Records one observed latency (or, for a cancelled loser, its elapsed time as a lower bound). */

@@ -6,7 +6,6 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.EnumMap;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -35,7 +34,7 @@ final class UsageMetrics {
   UsageMetrics(MeterRegistry registry) {
     for (Outcome o : Outcome.values()) {
       counters.put(o, Counter.builder(EVENTS).description("Usage events, by outcome")
-          .tag("outcome", o.name().toLowerCase(Locale.ROOT)).register(registry));
+          .tag("outcome", GatewayMetrics.label(o)).register(registry));
     }
   }
 
