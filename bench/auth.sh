@@ -76,6 +76,6 @@ for m in NS NS_P50 NS_ERR ST ST_P50 ST_ERR; do
     "$(vals $m off) ($(each $m off))" "$(vals $m on) ($(each $m on))"
 done
 echo
-echo "auth on / auth off, median req/s: non-streaming $(awk -v a="$(vals NS on)" -v b="$(vals NS off)" 'BEGIN {printf "%.3f", a/b}'), streaming $(awk -v a="$(vals ST on)" -v b="$(vals ST off)" 'BEGIN {printf "%.3f", a/b}')"
-echo "usage recorded by the auth-on gateway: $(curl -s "http://127.0.0.1:$ON/metrics" | awk '/^llmproxy_requests_total\{/ {s += $NF} END {printf "%.0f requests", s}')"
+echo "auth on / auth off, median req/s: non-streaming $(ratio "$(vals NS on)" "$(vals NS off)" 3), streaming $(ratio "$(vals ST on)" "$(vals ST off)" 3)"
+echo "usage recorded by the auth-on gateway: $(metric $ON 'llmproxy_requests_total{') requests"
 echo "(logs in $work)"

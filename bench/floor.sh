@@ -38,9 +38,7 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 wait_ready "http://127.0.0.1:$SIM/health"
 wait_ready "http://127.0.0.1:$LP/ready"
-for t in netty vertx; do
-  for _ in $(seq 1 2000); do curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$(port $t)/v1/chat/completions" && break; sleep 0.01; done
-done
+for t in netty vertx; do wait_ready "http://127.0.0.1:$(port $t)/v1/chat/completions" -X POST -d '{}'; done
 
 # the pid listening on a port (a JVM's event loops are threads of it)
 pid_of() { ss -Hltnp "sport = :$1" | sed -E 's/.*pid=([0-9]+).*/\1/' | head -n 1; }
@@ -69,5 +67,5 @@ echo "| non-streaming req/s, wrk -t2 -c32 | median (rounds) | / nginx | event-lo
 echo "| --- | ---: | ---: | --- |"
 for t in $TARGETS; do
   m=$(echo "${RPS[$t]}" | median)
-  echo "| $t | $m (${RPS[$t]% }) | $(awk -v a="$m" -v b="$ng" 'BEGIN {printf "%.2f", a/b}') | ${LOOPS[$t]:-} |"
+  echo "| $t | $m (${RPS[$t]% }) | $(ratio "$m" "$ng") | ${LOOPS[$t]:-} |"
 done

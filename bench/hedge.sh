@@ -17,7 +17,6 @@ work="$(mktemp -d /tmp/llmproxy-hedge.XXXXXX)"
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
 
 source bench/lib.sh
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {printf "%.0f", s}'; }
 gateway() { # port strategy hedge(on|off) backend-ports...
   local port=$1 strategy=$2 hedge=$3; shift 3
   {
@@ -76,8 +75,8 @@ echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 row "hedging off" "$off"
 row "hedging on (threshold p92, 2 at most)" "$on"
 echo
-echo "requests: off $(echo "$off" | sed -E 's/.*"requests":([0-9]+).*/\1/'), on $(echo "$on" | sed -E 's/.*"requests":([0-9]+).*/\1/'); errors: off $(echo "$off" | sed -E 's/.*"errors":([0-9]+).*/\1/'), on $(echo "$on" | sed -E 's/.*"errors":([0-9]+).*/\1/')"
-echo "p99 off / on = $(awk -v a="$(jget "$off" ttft_ms p99)" -v b="$(jget "$on" ttft_ms p99)" 'BEGIN {printf "%.1f", a/b}'); p50 on / off = $(awk -v a="$(jget "$on" ttft_ms p50)" -v b="$(jget "$off" ttft_ms p50)" 'BEGIN {printf "%.3f", a/b}')"
+echo "requests: off $(jget "$off" "" requests), on $(jget "$on" "" requests); errors: off $(jget "$off" "" errors), on $(jget "$on" "" errors)"
+echo "p99 off / on = $(ratio "$(jget "$off" ttft_ms p99)" "$(jget "$on" ttft_ms p99)" 1); p50 on / off = $(ratio "$(jget "$on" ttft_ms p50)" "$(jget "$off" ttft_ms p50)" 3)"
 echo "hedging on: $requests requests, $attempts upstream attempts: $((attempts - requests)) extra ($(awk -v e=$((attempts - requests)) -v r=$requests 'BEGIN {printf "%.1f", 100*e/r}')%); hedges sent $hedges, refused by the budget $exhausted; wasted tokens: prompt $wp, completion $wc"
 echo
 echo "| TTFT 60/120/250 ms, TTFT ms | mean | p50 | p99 |"

@@ -11,8 +11,8 @@ trap cleanup EXIT
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-wait_ready() { # url: polls every 10 ms, up to 20 s
-  for _ in $(seq 1 2000); do curl -sf -o /dev/null "$1" && return 0; sleep 0.01; done
+wait_ready() { # url [curl arguments]: polls every 10 ms, up to 20 s
+  for _ in $(seq 1 2000); do curl -sf -o /dev/null "${@:2}" "$1" && return 0; sleep 0.01; done
   echo "$1 never answered" >&2; exit 1
 }
 
@@ -41,6 +41,12 @@ NGINX
 
 # a simulated backend on a port, its log in $work
 sim() { bin/llmproxy simulate --port "$1" "${@:2}" > "$work/sim-$1.log" 2>&1 & pids+=($!); }
+
+# ratio A B [DECIMALS]: A / B, 2 decimals unless told
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {printf "%.*f", d, a/b}'; }
+
+# metric PORT PREFIX: the sum of the Prometheus samples on PORT's /metrics whose line starts with PREFIX
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {printf "%.0f", s}'; }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 

@@ -34,7 +34,6 @@ command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y ngin
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 has() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
 source bench/lib.sh
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a-b}'; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
