@@ -254,16 +254,10 @@ final class AdminHandler implements AdminApi {
   }
 
   private void delete(HttpServerRequest req, String id) {
-    KeyRegistry keys = keys();
+    keys(); // 404 without auth
     blocking(req, () -> {
-      if (!keys.delete(id)) {
+      if (!access.revoke(id)) {
         throw noSuchKey(id);
-      }
-      if (access.quotas() != null) {
-        access.quotas().forget(id);
-      }
-      if (access.limits() != null) {
-        access.limits().forget(id);
       }
       return id;
     }, OpenAiError.KEY_IN_CONFIG).onSuccess(deleted -> reply(req, 200,

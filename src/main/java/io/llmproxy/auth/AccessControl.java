@@ -164,6 +164,23 @@ public final class AccessControl {
         : "This API key may not use the model '" + model + "'.");
   }
 
+  /**
+   * Revokes an admin key at once, and forgets its quota counter and rate-limit buckets; false when
+   * there is no key with this id. Needs auth on.
+   */
+  public boolean revoke(String id) {
+    if (!keys.delete(id)) {
+      return false;
+    }
+    if (quotas != null) {
+      quotas.forget(id);
+    }
+    if (limits != null) {
+      limits.forget(id);
+    }
+    return true;
+  }
+
   /** The admitted request ended, however it ended. */
   public void release(ApiKey key) {
     if (limits != null && key != null) {

@@ -65,13 +65,8 @@ public final class LatencyWindow {
     if (percentile == cachedPercentile && nowNanos - cachedAt < CACHE_NANOS) {
       return cachedValueNanos;
     }
-    long epoch = Math.floorDiv(nowNanos, slotNanos);
     merged.reset();
-    for (int i = 0; i < slots.length; i++) {
-      if (live(slotEpoch[i], epoch)) {
-        merged.add(slots[i]);
-      }
-    }
+    mergeLive(merged, nowNanos);
     cachedAt = nowNanos;
     cachedPercentile = percentile;
     cachedValueNanos = merged.getTotalCount() == 0 ? -1 : merged.getValueAtPercentile(percentile) * 1_000;
@@ -84,18 +79,23 @@ public final class LatencyWindow {
    * hedge's cached percentile alone.
    */
   public synchronized long[] percentilesNanos(double[] percentiles, long nowNanos) {
-    long epoch = Math.floorDiv(nowNanos, slotNanos);
     Histogram h = new Histogram(MAX_MICROS, 2);
-    for (int i = 0; i < slots.length; i++) {
-      if (live(slotEpoch[i], epoch)) {
-        h.add(slots[i]);
-      }
-    }
+    mergeLive(h, nowNanos);
     long[] out = new long[percentiles.length];
     for (int i = 0; i < percentiles.length; i++) {
       out[i] = h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(percentiles[i]) * 1_000;
     }
     return out;
+  }
+
+  /** Adds the slots still inside the window at {@code nowNanos} to {@code into}. */
+  private void mergeLive(Histogram into, long nowNanos) {
+    long epoch = Math.floorDiv(nowNanos, slotNanos);
+    for (int i = 0; i < slots.length; i++) {
+      if (live(slotEpoch[i], epoch)) {
+        into.add(slots[i]);
+      }
+    }
   }
 
   private boolean live(long slotEpochValue, long nowEpoch) {

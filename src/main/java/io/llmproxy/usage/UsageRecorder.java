@@ -182,12 +182,15 @@ public final class UsageRecorder implements AutoCloseable {
     return n;
   }
 
+  /** A key's totals for one UTC day. */
+  private record KeyDay(String keyId, LocalDate day) {}
+
   private void write(List<UsageEvent> batch) {
     try {
       // The batch's totals are summed per key and day first: one store write each, not one per event.
-      Map<String, long[]> totals = new HashMap<>();
+      Map<KeyDay, long[]> totals = new HashMap<>();
       for (UsageEvent e : batch) {
-        String key = (e.keyId() == null ? NO_KEY : e.keyId()) + '|' + LocalDate.ofInstant(e.timestamp(), ZoneOffset.UTC);
+        KeyDay key = new KeyDay(e.keyId() == null ? NO_KEY : e.keyId(), LocalDate.ofInstant(e.timestamp(), ZoneOffset.UTC));
         long[] t = totals.computeIfAbsent(key, k -> new long[3]);
         t[0]++;
         t[1] += e.promptTokens();
@@ -196,10 +199,7 @@ public final class UsageRecorder implements AutoCloseable {
           store.spool().append(e.toJson());
         }
       }
-      totals.forEach((k, t) -> {
-        int bar = k.lastIndexOf('|');
-        store.addUsage(k.substring(0, bar), LocalDate.parse(k.substring(bar + 1)), t[0], t[1], t[2]);
-      });
+      totals.forEach((k, t) -> store.addUsage(k.keyId(), k.day(), t[0], t[1], t[2]));
       store.commit();
     } catch (RuntimeException ex) {
       // A store that fails a write (disk full, closed) will not take the batch on a second try
