@@ -15,8 +15,9 @@ import java.util.ArrayDeque;
 /**
  * The floor of a forwarder on Vert.x 5's HTTP server and client (the ones in llmproxy's jar): one
  * server on each event loop, each with its own pool of upstream connections (a stack, as llmproxy's),
- * the request body read whole, the response streamed back. No routing, no error handling, no
- * metrics, no log: a measuring stick for bench/floor.sh, not a proxy.
+ * the request body read whole, the response streamed back (with the backend's Content-Length, or
+ * chunked without one). No routing, no error handling, no metrics, no log: a measuring stick for
+ * bench/floor.sh, not a proxy.
  *
  *   java -cp target/llmproxy.jar bench/floor/VertxForwarder.java LISTEN_PORT BACKEND_PORT
  */
@@ -56,8 +57,9 @@ public class VertxForwarder extends VerticleBase {
                     up.putHeader("content-type", req.getHeader("content-type"));
                     up.send(body).onSuccess(resp -> {
                       HttpServerResponse out = req.response().setStatusCode(resp.statusCode());
-                      out.headers().addAll(resp.headers()).remove("content-length");
-                      out.setChunked(true);
+                      out.headers().addAll(resp.headers());
+                      // the backend's Content-Length is kept, as nginx and llmproxy keep it
+                      out.setChunked(!out.headers().contains("content-length"));
                       resp.handler(out::write);
                       resp.endHandler(v -> {
                         out.end();
