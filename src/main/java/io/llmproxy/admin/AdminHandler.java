@@ -320,12 +320,10 @@ final class AdminHandler implements AdminApi {
 
   /**
    * Answers before the body was read, then closes the connection, whose unread rest would make it
-   * unusable. The close lingers while the client is still sending, so that it reads the answer
-   * rather than a reset.
+   * unusable (on HTTP/2 only the stream ends), lingering while the client is still sending so that
+   * it reads the answer rather than a reset ({@link LingeringClose}).
    */
   private void rejectAndClose(HttpServerRequest req, AdminError e) {
-    req.response().putHeader(HttpHeaders.CONNECTION, "close");
-    fail(req, e);
-    LingeringClose.afterAnswer(vertx, req, LINGER_MS);
+    LingeringClose.answer(vertx, req, LINGER_MS, () -> fail(req, e));
   }
 }

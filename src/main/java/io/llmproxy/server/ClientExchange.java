@@ -404,14 +404,12 @@ final class ClientExchange implements Downstream {
   }
 
   /**
-   * An error after which the unread rest of the request makes the connection unusable. The close
-   * lingers, as nginx's does: what the client is still sending is read and dropped for up to
-   * {@link #LINGER_MS}, so that the client reads the answer instead of a connection reset.
+   * An error answered before the rest of the request was read: on HTTP/1.x the connection then
+   * closes, lingering up to {@link #LINGER_MS} while the client is still sending; on HTTP/2 only the
+   * request's stream ends ({@link LingeringClose}).
    */
   private void rejectAndClose(OpenAiError err, String message) {
-    resp.putHeader(HttpHeaders.CONNECTION, "close");
-    reject(err, message, null);
-    LingeringClose.afterAnswer(vertx, req, LINGER_MS);
+    LingeringClose.answer(vertx, req, LINGER_MS, () -> reject(err, message, null));
   }
 
   /** A bug in the gateway: said in the log, and answered (a 500 if nothing went out yet) instead of hanging. */

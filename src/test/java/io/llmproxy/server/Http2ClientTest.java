@@ -1,0 +1,158 @@
+package io.llmproxy.server;
+
+import static io.llmproxy.testing.TestGateway.await;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TestClient.Response;
+import io.llmproxy.testing.TestGateway;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.core.http.RequestOptions;
+import io.vertx.core.json.JsonObject;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Clients on HTTP/2 (cleartext, prior knowledge): requests share one connection, and a request the
+ * gateway refuses before reading its body ends only its own stream, with the same OpenAI error an
+ * HTTP/1.1 client gets, while the connection goes on serving.
+ */
+class Http2ClientTest {
+  private static final String CHAT = "/v1/chat/completions";
+  private static final String YAML = """
+      backends:
+        - url: "${SIM0}"
+          name: a
+          models: ["sim-model"]
+      limits: {max_body_size: 1KiB}
+      health_check: {enabled: false}
+      """;
+
+  private static TestGateway gw;
+  private HttpClientAgent http2;
+  private TestClient client;
+  private final AtomicInteger connections = new AtomicInteger();
+
+  @BeforeAll
+  static void start() {
+    gw = TestGateway.start(YAML, SimulatorOptions.defaults()
+        .withTtft(Duration.ofMillis(5)).withItl(Duration.ofMillis(1)).withTokens(2));
+  }
+
+  @AfterAll
+  static void stop() {
+    if (gw != null) {
+      gw.close();
+    }
+  }
+
+  @BeforeEach
+  void connect() {
+    http2 = gw.vertx.httpClientBuilder()
+        .with(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)
+            .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()))
+        .with(new PoolOptions().setHttp2MaxSize(1))
+        .withConnectHandler(c -> connections.incrementAndGet())
+        .build();
+    client = new TestClient(http2, gw.vertx.getOrCreateContext());
+  }
+
+  @AfterEach
+  void close() {
+    await(http2.close());
+  }
+
+  private Response chat() {
+    return client.post(CHAT, TestClient.chat("sim-model", false));
+  }
+
+  private static String body(int size) {
+    String head = "{\"model\":\"sim-model\",\"messages\":[{\"role\":\"user\",\"content\":\"";
+    String tail = "\"}]}";
+    return head + "x".repeat(size - head.length() - tail.length()) + tail;
+  }
+
+  private static void assertTooLarge(Response r) {
+    assertThat(r.status()).isEqualTo(413);
+    assertThat(r.header("content-type")).startsWith("application/json");
+    assertThat(r.header("connection")).isNull();
+    JsonObject error = r.json().getJsonObject("error");
+    assertThat(error.getString("code")).isEqualTo("request_too_large");
+    assertThat(error.getString("message")).contains("1024");
+  }
+
+  @Test
+  void requestsShareOneConnection() {
+    for (int i = 0; i < 3; i++) {
+      Response r = chat();
+      assertThat(r.status()).isEqualTo(200);
+      assertThat(r.json().getJsonArray("choices")).hasSize(1);
+    }
+    assertThat(connections).hasValue(1);
+  }
+
+  @Test
+  void aDeclaredSizeOverTheCapGets413AndTheConnectionServesOn() {
+    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(body(2048)), "content-type", "application/json");
+
+    assertTooLarge(refused);
+    assertThat(chat().status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+  }
+
+  /** A body far over the HTTP/2 flow-control window: the client is asked to stop sending, and reads the 413. */
+  @Test
+  void aLargeBodyGets413AndTheConnectionServesOn() {
+    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(new byte[8 << 20]), "content-type", "application/json");
+
+    assertTooLarge(refused);
+    assertThat(chat().status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+  }
+
+  /** No content-length: the cap is found while the body arrives, and the stream still sending is stopped. */
+  @Test
+  void aBodyGrowingOverTheCapGets413AndTheConnectionServesOn() {
+    Promise<Response> answer = Promise.promise();
+    Buffer part = Buffer.buffer(body(1000));
+    gw.vertx.getOrCreateContext().runOnContext(v -> http2
+        .request(new RequestOptions().setMethod(HttpMethod.POST).setURI(CHAT).putHeader("content-type", "application/json"))
+        .compose(req -> {
+          req.setChunked(true);
+          req.write(part);
+          req.write(part); // over the cap; the end never comes
+          return req.response();
+        })
+        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)))
+        .onComplete(answer));
+    Response refused = await(answer.future());
+
+    assertTooLarge(refused);
+    assertThat(chat().status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+  }
+
+  @Test
+  void aBadRequestOnOneStreamLeavesTheOthersAlone() {
+    Future<Response> slow = client.sendAsync(HttpMethod.POST, CHAT, Buffer.buffer(TestClient.chat("sim-model", false)),
+        "content-type", "application/json");
+    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(body(4096)), "content-type", "application/json");
+
+    assertTooLarge(refused);
+    assertThat(await(slow).status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+  }
+}
