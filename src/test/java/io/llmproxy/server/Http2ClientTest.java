@@ -2,7 +2,9 @@ package io.llmproxy.server;
 
 import static io.llmproxy.testing.TestGateway.await;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
+import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestClient.Response;
@@ -12,23 +14,24 @@ import io.vertx.core.Promise;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * Clients on HTTP/2 (cleartext, prior knowledge): requests share one connection, and a request the
+ * Clients on HTTP/2 (cleartext, prior knowledge): requests share one connection; a request the
  * gateway refuses before reading its body ends only its own stream, with the same OpenAI error an
- * HTTP/1.1 client gets, while the connection goes on serving.
+ * HTTP/1.1 client gets, while the connection goes on serving; and a client that cancels one stream
+ * (RST_STREAM, its connection left open) has the upstream request aborted as a disconnect does.
  */
 class Http2ClientTest {
   private static final String CHAT = "/v1/chat/completions";
@@ -41,26 +44,15 @@ class Http2ClientTest {
       health_check: {enabled: false}
       """;
 
-  private static TestGateway gw;
+  private TestGateway gw;
   private HttpClientAgent http2;
   private TestClient client;
   private final AtomicInteger connections = new AtomicInteger();
 
-  @BeforeAll
-  static void start() {
+  @BeforeEach
+  void start() {
     gw = TestGateway.start(YAML, SimulatorOptions.defaults()
         .withTtft(Duration.ofMillis(5)).withItl(Duration.ofMillis(1)).withTokens(2));
-  }
-
-  @AfterAll
-  static void stop() {
-    if (gw != null) {
-      gw.close();
-    }
-  }
-
-  @BeforeEach
-  void connect() {
     http2 = gw.vertx.httpClientBuilder()
         .with(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)
             .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()))
@@ -71,8 +63,9 @@ class Http2ClientTest {
   }
 
   @AfterEach
-  void close() {
+  void stop() {
     await(http2.close());
+    gw.close();
   }
 
   private Response chat() {
@@ -154,5 +147,42 @@ class Http2ClientTest {
     assertTooLarge(refused);
     assertThat(await(slow).status()).isEqualTo(200);
     assertThat(connections).hasValue(1);
+  }
+
+  @Test
+  void aStreamCancelledDuringPrefillAbortsTheUpstreamRequest() {
+    assertCancelSeen(Duration.ofSeconds(2), 0);
+  }
+
+  @Test
+  void aStreamCancelledMidStreamAbortsTheUpstreamRequest() {
+    assertCancelSeen(Duration.ofMillis(10), 5);
+  }
+
+  private void assertCancelSeen(Duration ttft, int chunksFirst) {
+    gw.sim(0).options(gw.sim(0).options().withTtft(ttft).withItl(Duration.ofMillis(20)).withTokens(500));
+    HttpClientRequest req = client.open(CHAT, TestClient.chat("sim-model", true));
+    await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(0).size() == 1
+        && gw.posts(0).get(0).chunksSent() >= chunksFirst);
+
+    long cancelledAt = System.nanoTime();
+    req.reset();
+
+    await().atMost(Duration.ofSeconds(2)).until(() -> gw.posts(0).get(0).clientDisconnected());
+    RequestRecord aborted = gw.posts(0).get(0);
+    assertThat((aborted.disconnectedAtNanos() - cancelledAt) / 1_000_000).as("ms until the backend saw the abort")
+        .isLessThan(100);
+    assertThat(aborted.completed()).isFalse();
+    assertThat(aborted.chunksSent()).isGreaterThanOrEqualTo(chunksFirst).isLessThan(500);
+    assertThat(gw.sim(0).connectionClosedAtNanos(aborted.connectionId())).isPresent();
+
+    // the client's connection was only one stream short: it serves the next request
+    gw.sim(0).options(gw.sim(0).options().withTtft(Duration.ZERO).withTokens(2));
+    assertThat(chat().status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+    List<RequestRecord> posts = gw.posts(0);
+    assertThat(posts.get(1).connectionId()).isNotEqualTo(aborted.connectionId());
+    assertThat(gw.gateway.metrics().scrape())
+        .contains("llmproxy_cancelled_upstream_total{reason=\"client_disconnect\"} 1.0");
   }
 }
