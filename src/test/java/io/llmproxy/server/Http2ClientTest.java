@@ -7,7 +7,9 @@ import static org.awaitility.Awaitility.await;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TestClient.Event;
 import io.llmproxy.testing.TestClient.Response;
+import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -94,6 +96,29 @@ class Http2ClientTest {
       assertThat(r.status()).isEqualTo(200);
       assertThat(r.json().getJsonArray("choices")).hasSize(1);
     }
+    assertThat(connections).hasValue(1);
+  }
+
+  /** Zero-buffer streaming holds on HTTP/2 too: with 50 ms between tokens, no two events arrive together. */
+  @Test
+  void aStreamArrivesEventByEvent() {
+    gw.sim(0).options(gw.sim(0).options().withTtft(Duration.ofMillis(1)).withItl(Duration.ofMillis(1)).withTokens(4));
+    for (int i = 0; i < 30; i++) { // class loading and the JIT first: a cold start is not batching
+      client.stream(CHAT, TestClient.chat("sim-model", true));
+    }
+    gw.sim(0).options(gw.sim(0).options().withTtft(Duration.ofMillis(50)).withItl(Duration.ofMillis(50)).withTokens(8));
+
+    Streamed s = client.stream(CHAT, TestClient.chat("sim-model", true));
+
+    assertThat(s.status()).isEqualTo(200);
+    assertThat(s.headers().get("content-type")).startsWith("text/event-stream");
+    List<Event> content = s.events().stream().filter(Event::isContent).toList();
+    assertThat(content).hasSize(8);
+    for (int i = 1; i < content.size(); i++) {
+      assertThat((content.get(i).atNanos() - content.get(i - 1).atNanos()) / 1_000_000)
+          .as("gap before content event %d", i).isGreaterThanOrEqualTo(40);
+    }
+    assertThat(s.events().get(s.events().size() - 1).data()).isEqualTo("[DONE]");
     assertThat(connections).hasValue(1);
   }
 
