@@ -21,9 +21,11 @@ public enum OpenAiError {
   KEY_EXISTS(409, "invalid_request_error", "key_exists"),
   KEY_IN_CONFIG(409, "invalid_request_error", "key_in_config"),
   REQUEST_TOO_LARGE(413, "invalid_request_error", "request_too_large"),
+  URI_TOO_LONG(414, "invalid_request_error", "uri_too_long"),
   RATE_LIMIT_EXCEEDED(429, "rate_limit_error", "rate_limit_exceeded"),
   INSUFFICIENT_QUOTA(429, "insufficient_quota", "insufficient_quota"),
   CONCURRENCY_LIMIT_EXCEEDED(429, "rate_limit_error", "concurrency_limit_exceeded"),
+  HEADERS_TOO_LARGE(431, "invalid_request_error", "headers_too_large"),
   /** A fault of the gateway itself (a bug): answered rather than left hanging. */
   INTERNAL_ERROR(500, "server_error", "internal_error"),
   UPSTREAM_ERROR(502, "server_error", "upstream_error"),

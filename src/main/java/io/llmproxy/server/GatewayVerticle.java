@@ -6,6 +6,8 @@ import io.llmproxy.auth.ApiKey;
 import io.llmproxy.proxy.ForwardedHeaders;
 import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.server.ClientExchange.Route;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
@@ -22,6 +24,10 @@ import java.util.concurrent.TimeUnit;
  * this loop's own upstream pool. Dispatches by path (SPEC §4).
  */
 final class GatewayVerticle extends VerticleBase {
+  /** The longest request line and the largest header block a client may send, in bytes. */
+  static final int MAX_REQUEST_LINE = 64 * 1024;
+  static final int MAX_HEADERS = 64 * 1024;
+
   private final GatewayServices services;
   private final int eventLoops;
   private final int port;
@@ -42,8 +48,8 @@ final class GatewayVerticle extends VerticleBase {
     HttpServerOptions options = new HttpServerOptions()
         .setTcpNoDelay(true)
         .setIdleTimeout(0)
-        .setMaxInitialLineLength(64 * 1024)
-        .setMaxHeaderSize(64 * 1024)
+        .setMaxInitialLineLength(MAX_REQUEST_LINE)
+        .setMaxHeaderSize(MAX_HEADERS)
         .setDecompressionSupported(false)
         .setCompressionSupported(false)
         .setHandle100ContinueAutomatically(false) // answered once the size is checked
@@ -53,7 +59,8 @@ final class GatewayVerticle extends VerticleBase {
         // No WebSocket is ever served: keep the compression extension handler out of the pipeline.
         .setPerFrameWebSocketCompressionSupported(false)
         .setPerMessageWebSocketCompressionSupported(false);
-    server = vertx.createHttpServer(options).requestHandler(this::handle);
+    server = vertx.createHttpServer(options).invalidRequestHandler(GatewayVerticle::invalidRequest)
+        .requestHandler(this::handle);
     return server.listen(port, services.config().listen().host());
   }
 
@@ -146,6 +153,31 @@ final class GatewayVerticle extends VerticleBase {
         req.response().setStatusCode(500).end();
       }
     });
+  }
+
+  /**
+   * A request the HTTP/1.x decoder could not read: a request line or headers over the limits, or
+   * bytes that are not HTTP. Answered as Vert.x's default handler does (414, 431 or 400, then the
+   * connection closes, since the rest of what the client sent cannot be framed), but with an
+   * OpenAI-shaped body.
+   */
+  private static void invalidRequest(HttpServerRequest req) {
+    Throwable cause = req.decoderResult().cause();
+    OpenAiError err;
+    String message;
+    if (cause instanceof TooLongHttpLineException) {
+      err = OpenAiError.URI_TOO_LONG;
+      message = "The request line is longer than " + MAX_REQUEST_LINE + " bytes.";
+    } else if (cause instanceof TooLongHttpHeaderException) {
+      err = OpenAiError.HEADERS_TOO_LARGE;
+      message = "The request headers are larger than " + MAX_HEADERS + " bytes.";
+    } else {
+      err = OpenAiError.INVALID_REQUEST;
+      message = "The request is not valid HTTP.";
+    }
+    req.response().setStatusCode(err.status()).putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+        .putHeader(HttpHeaders.CONNECTION, "close").end(err.body(message, null))
+        .onComplete(done -> req.connection().close());
   }
 
   private static void methodNotAllowed(HttpServerRequest req) {

@@ -209,7 +209,8 @@ class BadInputTest {
 
   private static Raw readResponse(InputStream in) throws IOException {
     String statusLine = readLine(in);
-    assertThat(statusLine).as("status line").startsWith("HTTP/1.1 ");
+    // HTTP/1.0 when the request line could not be read, so its version is unknown
+    assertThat(statusLine).as("status line").startsWith("HTTP/1.");
     int status = Integer.parseInt(statusLine.substring(9, 12));
     Map<String, String> headers = new LinkedHashMap<>();
     String line;
@@ -316,6 +317,30 @@ class BadInputTest {
 
     assertThat(r.status()).isEqualTo(413);
     assertThat(assertOpenAiError(r).path("code").asText()).isEqualTo("request_too_large");
+  }
+
+  /**
+   * What the HTTP decoder refuses (a request line or headers over 64 KiB, bytes that are not HTTP)
+   * gets the OpenAI error shape too, and the connection closes: its rest cannot be framed.
+   */
+  @Test
+  void requestsTheDecoderRefusesGetOpenAiErrors() throws IOException {
+    long before = backendPosts();
+    Raw longLine = raw(("GET /v1/models?q=" + "x".repeat(70_000) + " HTTP/1.1\r\nHost: x\r\n\r\n")
+        .getBytes(StandardCharsets.US_ASCII));
+    Raw bigHeaders = raw(("POST " + CHAT + " HTTP/1.1\r\nHost: x\r\nX-Big: " + "y".repeat(70_000)
+        + "\r\nContent-Length: 2\r\n\r\n{}").getBytes(StandardCharsets.US_ASCII));
+    Raw notHttp = raw("HELLO THERE\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+
+    for (Object[] c : new Object[][] {{longLine, 414, "uri_too_long"}, {bigHeaders, 431, "headers_too_large"},
+        {notHttp, 400, "invalid_request_error"}}) {
+      Raw r = (Raw) c[0];
+      assertThat(r.status()).isEqualTo(c[1]);
+      assertThat(assertOpenAiError(r.status(), r.headers().get("content-type"), r.body()).path("code").asText())
+          .isEqualTo(c[2]);
+      assertThat(r.headers().get("connection")).isEqualTo("close");
+    }
+    assertThat(backendPosts()).isEqualTo(before);
   }
 
   @Test
