@@ -591,7 +591,8 @@ final class ConfigBinder {
       sizeNode.problem("must be at most 1GiB: bodies are held in memory so they can be retried");
       bytes = 32L << 20;
     }
-    return new LimitsConfig(bytes);
+    // nginx's keepalive_timeout default; 0 keeps idle client connections open for ever
+    return new LimitsConfig(bytes, limits.get("client_keep_alive_timeout").duration(Duration.ofSeconds(75)));
   }
 
   private static UpstreamConfig upstream(ConfigNode upstream) {

@@ -59,7 +59,7 @@ public record GatewayConfig(
   }
 
   /** {@code limits}. */
-  public record LimitsConfig(long maxBodySizeBytes) {}
+  public record LimitsConfig(long maxBodySizeBytes, Duration clientKeepAliveTimeout) {}
 
   /** {@code metrics}. */
   public record MetricsConfig(boolean enabled, String path) {}

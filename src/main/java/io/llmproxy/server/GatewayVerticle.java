@@ -33,6 +33,8 @@ final class GatewayVerticle extends VerticleBase {
   private final int port;
   private volatile Duration drainTimeout;
   private HttpServer server;
+  /** Null when client_keep_alive_timeout is 0. */
+  private ClientKeepAlive keepAlive;
   private UpstreamClient client;
 
   GatewayVerticle(GatewayServices services, int eventLoops, int port, Duration drainTimeout) {
@@ -61,6 +63,10 @@ final class GatewayVerticle extends VerticleBase {
         .setPerMessageWebSocketCompressionSupported(false);
     server = vertx.createHttpServer(options).invalidRequestHandler(GatewayVerticle::invalidRequest)
         .requestHandler(this::handle);
+    Duration keepAliveTimeout = services.config().limits().clientKeepAliveTimeout();
+    if (!keepAliveTimeout.isZero()) {
+      keepAlive = new ClientKeepAlive(vertx, keepAliveTimeout.toNanos());
+    }
     return server.listen(port, services.config().listen().host());
   }
 
@@ -75,11 +81,17 @@ final class GatewayVerticle extends VerticleBase {
   /** Stops accepting, lets in-flight requests finish up to the drain timeout, then closes the pool. */
   @Override
   public Future<?> stop() {
+    if (keepAlive != null) {
+      keepAlive.stop();
+    }
     return server.shutdown(drainTimeout.toMillis(), TimeUnit.MILLISECONDS)
         .eventually(() -> client.close());
   }
 
   private void handle(HttpServerRequest req) {
+    if (keepAlive != null) {
+      keepAlive.requestStarted(req);
+    }
     String path = req.path();
     switch (path) {
       case "/v1/chat/completions", "/v1/completions", "/v1/embeddings" -> {
