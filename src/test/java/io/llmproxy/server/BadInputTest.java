@@ -247,7 +247,8 @@ class BadInputTest {
     return sb.toString();
   }
 
-  private static String bigBody(int size) {
+  /** A chat request body of exactly {@code size} bytes. */
+  static String bigBody(int size) {
     String head = "{\"model\":\"sim-model\",\"messages\":[{\"role\":\"user\",\"content\":\"";
     String tail = "\"}]}";
     return head + "x".repeat(size - head.length() - tail.length()) + tail;

@@ -74,12 +74,6 @@ class Http2ClientTest {
     return client.post(CHAT, TestClient.chat("sim-model", false));
   }
 
-  private static String body(int size) {
-    String head = "{\"model\":\"sim-model\",\"messages\":[{\"role\":\"user\",\"content\":\"";
-    String tail = "\"}]}";
-    return head + "x".repeat(size - head.length() - tail.length()) + tail;
-  }
-
   private static void assertTooLarge(Response r) {
     assertThat(r.status()).isEqualTo(413);
     assertThat(r.header("content-type")).startsWith("application/json");
@@ -124,7 +118,7 @@ class Http2ClientTest {
 
   @Test
   void aDeclaredSizeOverTheCapGets413AndTheConnectionServesOn() {
-    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(body(2048)), "content-type", "application/json");
+    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(BadInputTest.bigBody(2048)), "content-type", "application/json");
 
     assertTooLarge(refused);
     assertThat(chat().status()).isEqualTo(200);
@@ -145,7 +139,7 @@ class Http2ClientTest {
   @Test
   void aBodyGrowingOverTheCapGets413AndTheConnectionServesOn() {
     Promise<Response> answer = Promise.promise();
-    Buffer part = Buffer.buffer(body(1000));
+    Buffer part = Buffer.buffer(BadInputTest.bigBody(1000));
     gw.vertx.getOrCreateContext().runOnContext(v -> http2
         .request(new RequestOptions().setMethod(HttpMethod.POST).setURI(CHAT).putHeader("content-type", "application/json"))
         .compose(req -> {
@@ -167,7 +161,7 @@ class Http2ClientTest {
   void aBadRequestOnOneStreamLeavesTheOthersAlone() {
     Future<Response> slow = client.sendAsync(HttpMethod.POST, CHAT, Buffer.buffer(TestClient.chat("sim-model", false)),
         "content-type", "application/json");
-    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(body(4096)), "content-type", "application/json");
+    Response refused = client.send(HttpMethod.POST, CHAT, Buffer.buffer(BadInputTest.bigBody(4096)), "content-type", "application/json");
 
     assertTooLarge(refused);
     assertThat(await(slow).status()).isEqualTo(200);
