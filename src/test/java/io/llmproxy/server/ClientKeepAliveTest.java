@@ -1,11 +1,16 @@
 package io.llmproxy.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpVersion;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -13,13 +18,15 @@ import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
  * {@code limits.client_keep_alive_timeout}: a client connection with no request in progress is
- * closed after it, and one waiting on a long request is not.
+ * closed after it (on HTTP/2 too, after a cancelled stream), and one waiting on a long request is
+ * not.
  */
 class ClientKeepAliveTest {
   private TestGateway gw;
@@ -78,5 +85,32 @@ class ClientKeepAliveTest {
     assertThat(s.status()).isEqualTo(200);
     assertThat(s.events()).last().extracting(TestClient.Event::data).isEqualTo("[DONE]");
     assertThat(gw.posts(0).get(0).completed()).isTrue();
+  }
+
+  /**
+   * HTTP/2: a stream the client cancelled is no longer in progress, so its connection still closes
+   * once idle (a cancelled stream must not keep it open for ever).
+   */
+  @Test
+  void anHttp2ConnectionWithACancelledStreamIsClosedOnceIdle() {
+    gw.sim(0).options(gw.sim(0).options().withTtft(Duration.ofSeconds(5)));
+    AtomicInteger closed = new AtomicInteger();
+    HttpClientAgent http2 = gw.vertx.httpClientBuilder()
+        .with(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)
+            .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()))
+        .withConnectHandler(c -> c.closeHandler(v -> closed.incrementAndGet()))
+        .build();
+    try {
+      HttpClientRequest req = new TestClient(http2, gw.vertx.getOrCreateContext())
+          .open("/v1/chat/completions", TestClient.chat("sim-model", true));
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(0).size() == 1);
+      long cancelledAt = System.nanoTime();
+      req.reset();
+
+      await().atMost(Duration.ofSeconds(5)).until(() -> closed.get() == 1);
+      assertThat((System.nanoTime() - cancelledAt) / 1_000_000).isGreaterThanOrEqualTo(1_000L);
+    } finally {
+      TestGateway.await(http2.close());
+    }
   }
 }
