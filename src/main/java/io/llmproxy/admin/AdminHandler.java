@@ -3,6 +3,7 @@ package io.llmproxy.admin;
 import static io.llmproxy.admin.AdminError.notFound;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.llmproxy.api.DeclaredLength;
 import io.llmproxy.api.LingeringClose;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.AccessControl;
@@ -66,19 +67,14 @@ final class AdminHandler implements AdminApi {
 
   @Override
   public void handle(HttpServerRequest req) {
-    String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
-    if (contentLength != null) {
-      long declared;
-      try {
-        declared = Long.parseLong(contentLength.strip());
-      } catch (NumberFormatException e) {
-        rejectAndClose(req, AdminError.badRequest("Content-Length is not a number.", null));
-        return;
-      }
-      if (declared > MAX_BODY_BYTES) {
-        rejectAndClose(req, tooLarge());
-        return;
-      }
+    long declared = DeclaredLength.of(req);
+    if (declared == DeclaredLength.INVALID) {
+      rejectAndClose(req, AdminError.badRequest("Content-Length is not a number.", null));
+      return;
+    }
+    if (declared > MAX_BODY_BYTES) {
+      rejectAndClose(req, tooLarge());
+      return;
     }
     if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT))) {
       AdminError denied = checkToken(req);

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.DeclaredLength;
 import io.llmproxy.api.LingeringClose;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.AccessControl;
@@ -135,19 +136,14 @@ final class ClientExchange implements Downstream {
       admitted = key != null;
     }
     long cap = services.config().limits().maxBodySizeBytes();
-    String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
-    long declared = -1;
-    if (contentLength != null) {
-      try {
-        declared = Long.parseLong(contentLength.trim());
-      } catch (NumberFormatException e) {
-        rejectAndClose(OpenAiError.INVALID_REQUEST, "Content-Length is not a number.");
-        return;
-      }
-      if (declared > cap) {
-        rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
-        return;
-      }
+    long declared = DeclaredLength.of(req);
+    if (declared == DeclaredLength.INVALID) {
+      rejectAndClose(OpenAiError.INVALID_REQUEST, "Content-Length is not a number.");
+      return;
+    }
+    if (declared > cap) {
+      rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
+      return;
     }
     if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT))) {
       resp.writeContinue(); // only now that the declared size is known to fit
@@ -275,14 +271,9 @@ final class ClientExchange implements Downstream {
       resp.putHeader(HttpHeaders.RETRY_AFTER, d.retryAfter());
     }
     services.access().rateLimitHeaders(d.key(), resp.headers());
-    String contentLength = req.getHeader(HttpHeaders.CONTENT_LENGTH);
-    long declared;
-    try {
-      declared = contentLength == null ? 0 : Long.parseLong(contentLength.trim());
-    } catch (NumberFormatException e) {
-      declared = Long.MAX_VALUE;
-    }
-    if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT)) || declared > INITIAL_BODY_CAPACITY) {
+    long declared = DeclaredLength.of(req);
+    if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT)) || declared == DeclaredLength.INVALID
+        || declared > INITIAL_BODY_CAPACITY) {
       rejectAndClose(d.error(), d.message());
       return;
     }
