@@ -29,13 +29,18 @@ import java.util.function.Supplier;
  * <p>Unlike a deployment's, these contexts close nothing by themselves: each deployable closes what
  * it created (servers, clients, periodic timers) in its {@code undeploy}; Vert.x's close closes the rest.
  */
-public final class PerEventLoop {
+public final class PerEventLoop<D extends Deployable> {
   private final List<Context> contexts;
-  private final List<Deployable> deployed;
+  private final List<D> deployed;
 
-  private PerEventLoop(List<Context> contexts, List<Deployable> deployed) {
+  private PerEventLoop(List<Context> contexts, List<D> deployed) {
     this.contexts = contexts;
     this.deployed = deployed;
+  }
+
+  /** The deployables, in the order they were created. */
+  public List<D> deployed() {
+    return deployed;
   }
 
   /**
@@ -43,7 +48,8 @@ public final class PerEventLoop {
    * own loop (its {@code deploy} runs there). Fails if any fails to deploy; those that did are
    * undeployed first.
    */
-  public static Future<PerEventLoop> deploy(Vertx vertx, int instances, Supplier<? extends Deployable> factory) {
+  public static <D extends Deployable> Future<PerEventLoop<D>> deploy(Vertx vertx, int instances,
+      Supplier<? extends D> factory) {
     requireNonNull(factory, "factory");
     if (instances < 1) {
       throw new IllegalArgumentException("instances must be at least 1: " + instances);
@@ -54,17 +60,17 @@ public final class PerEventLoop {
       loops.add((EventLoop) e);
     }
     List<Context> contexts = new ArrayList<>(instances);
-    List<Deployable> deployables = new ArrayList<>(instances);
+    List<D> deployables = new ArrayList<>(instances);
     List<Future<?>> started = new ArrayList<>(instances);
     int first = loops.indexOf(v.nettyEventLoopGroup().next());
     for (int i = 0; i < instances; i++) {
       Context context = v.contextBuilder().withEventLoop(loops.get((first + i) % loops.size())).build();
-      Deployable d = factory.get();
+      D d = factory.get();
       contexts.add(context);
       deployables.add(d);
       started.add(onContext(context, () -> d.deploy(context)));
     }
-    PerEventLoop all = new PerEventLoop(contexts, deployables);
+    PerEventLoop<D> all = new PerEventLoop<>(contexts, List.copyOf(deployables));
     return Future.join(started).transform(ar -> {
       if (ar.succeeded()) {
         return Future.succeededFuture(all);

@@ -89,7 +89,7 @@ public final class LoadGenerator {
     measureFromNanos = now + settings.warmup().toNanos();
     stopAtNanos = measureFromNanos + settings.duration().toNanos();
     List<Future<Void>> finished = new ArrayList<>();
-    Future<PerEventLoop> deployed = PerEventLoop.deploy(vertx, drivers, () -> {
+    Future<PerEventLoop<Driver>> deployed = PerEventLoop.deploy(vertx, drivers, () -> {
       Driver d = new Driver(all.size());
       all.add(d);
       finished.add(d.done.future());

@@ -80,9 +80,8 @@ public final class Gateway {
   /** The usage webhook; null when off. */
   private WebhookDelivery webhook;
   private long quotaFlushTimer = -1;
-  private final List<GatewayVerticle> verticles = new ArrayList<>();
   /** The servers, one per event loop; null until they all listen. */
-  private volatile PerEventLoop servers;
+  private volatile PerEventLoop<GatewayVerticle> servers;
   private int port;
   private final AtomicReference<Future<Void>> stopping = new AtomicReference<>();
 
@@ -244,16 +243,10 @@ public final class Gateway {
     }
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
-    return PerEventLoop.deploy(vertx, loops, () -> {
-          GatewayVerticle v = new GatewayVerticle(services, loops, listenPort, config.drainTimeout());
-          synchronized (verticles) {
-            verticles.add(v);
-          }
-          return v;
-        })
+    return PerEventLoop.deploy(vertx, loops, () -> new GatewayVerticle(services, loops, listenPort, config.drainTimeout()))
         .map(deployed -> {
           servers = deployed;
-          port = verticles.get(0).actualPort();
+          port = deployed.deployed().get(0).actualPort();
           if (config.usageHook().enabled()) {
             // delivers what a previous run left in the spool, then each batch the recorder commits
             webhook = new WebhookDelivery(vertx, store, config.usageHook(), metrics.registry());
@@ -310,10 +303,12 @@ public final class Gateway {
     models.stop();
     vertx.cancelTimer(quotaFlushTimer);
     LOG.info("llmproxy stopping: draining in-flight requests for up to {} ms", drain.toMillis());
-    synchronized (verticles) {
-      verticles.forEach(v -> v.drainTimeout(drain));
+    PerEventLoop<GatewayVerticle> s = servers;
+    Future<Void> undeploy = Future.succeededFuture();
+    if (s != null) {
+      s.deployed().forEach(v -> v.drainTimeout(drain));
+      undeploy = s.undeploy();
     }
-    Future<Void> undeploy = servers == null ? Future.succeededFuture() : servers.undeploy();
     // vertx.close() stops the event loops, so what follows it must not run on one of them: the
     // returned future is completed from the thread that finishes the close, on no context.
     Promise<Void> done = Promise.promise();

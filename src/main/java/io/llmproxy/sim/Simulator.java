@@ -32,7 +32,7 @@ public final class Simulator {
   private final Vertx vertx;
   private final SimState state;
   /** Its servers, one per event loop; null before they listen and once closed. */
-  private volatile PerEventLoop servers;
+  private volatile PerEventLoop<?> servers;
   private final String host;
   private volatile int port;
 
@@ -153,7 +153,7 @@ public final class Simulator {
    */
   public Future<Void> close() {
     state.closing();
-    PerEventLoop s = servers;
+    PerEventLoop<?> s = servers;
     servers = null;
     Future<Void> undeployed = s == null ? Future.succeededFuture() : s.undeploy();
     return undeployed.transform(ignored -> {

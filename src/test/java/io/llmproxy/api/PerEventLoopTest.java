@@ -35,7 +35,7 @@ class PerEventLoopTest {
   void everyInstanceHasALoopOfItsOwnEvenWhenItsStartTakesLoopsMeanwhile() throws Exception {
     for (int run = 0; run < 20; run++) {
       List<String> threads = new CopyOnWriteArrayList<>();
-      PerEventLoop deployed = PerEventLoop.deploy(vertx, 4, () -> context -> {
+      PerEventLoop<?> deployed = PerEventLoop.deploy(vertx, 4, () -> context -> {
         threads.add(Thread.currentThread().getName());
         // what made deployVerticle(instances) collide: a start that takes loops of its own (creating an
         // HTTP client there put two of two instances on one loop in 9 of 40 deployments)
@@ -53,7 +53,7 @@ class PerEventLoopTest {
     List<HttpServer> servers = new CopyOnWriteArrayList<>();
     List<String> deployedOn = new CopyOnWriteArrayList<>();
     List<String> undeployedOn = new CopyOnWriteArrayList<>();
-    PerEventLoop deployed = PerEventLoop.deploy(vertx, 2, () -> new Deployable() {
+    PerEventLoop<?> deployed = PerEventLoop.deploy(vertx, 2, () -> new Deployable() {
       private HttpServer server;
 
       @Override
