@@ -20,7 +20,6 @@ import io.vertx.core.buffer.Buffer;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -217,20 +216,15 @@ final class KeyFields {
   }
 
   private static <E extends Enum<E>> E enumValue(Class<E> type, JsonNode v, String field) {
-    List<String> allowed = Arrays.stream(type.getEnumConstants()).map(c -> c.name().toLowerCase(Locale.ROOT)).toList();
     if (!v.isTextual()) {
-      throw badRequest(field + ": must be one of " + String.join(", ", allowed) + ", not " + kind(v) + ".", field);
+      throw badRequest(field + ": must be one of " + String.join(", ", ValueParsers.enumNames(type)) + ", not "
+          + kind(v) + ".", field);
     }
-    String text = v.textValue().strip();
-    String normalized = text.toUpperCase(Locale.ROOT).replace('-', '_');
-    for (E constant : type.getEnumConstants()) {
-      if (constant.name().equals(normalized)) {
-        return constant;
-      }
+    E constant = ValueParsers.enumConstant(type, v.textValue());
+    if (constant == null) {
+      throw badRequest(field + ": " + ValueParsers.unknownEnumValue(type, v.textValue()) + ".", field);
     }
-    String suggestion = Suggestions.closest(text, allowed);
-    throw badRequest(field + ": unknown value '" + text + "'; expected one of: " + String.join(", ", allowed)
-        + (suggestion == null ? "" : " (did you mean '" + suggestion + "'?)") + ".", field);
+    return constant;
   }
 
   /** Null, or a whole number from 0 to {@code max}. */

@@ -3,14 +3,12 @@ package io.llmproxy.config;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
@@ -233,18 +231,12 @@ final class ConfigNode {
     if (text == null) {
       return defaultValue;
     }
-    String normalized = text.strip().toUpperCase(Locale.ROOT).replace('-', '_');
-    E[] constants = type.getEnumConstants();
-    for (E constant : constants) {
-      if (constant.name().equals(normalized)) {
-        return constant;
-      }
+    E constant = ValueParsers.enumConstant(type, text);
+    if (constant == null) {
+      problem(ValueParsers.unknownEnumValue(type, text));
+      return defaultValue;
     }
-    List<String> allowed = Arrays.stream(constants).map(c -> c.name().toLowerCase(Locale.ROOT)).toList();
-    String suggestion = Suggestions.closest(text.strip(), allowed);
-    problem("unknown value '" + text.strip() + "'; expected one of: " + String.join(", ", allowed)
-        + (suggestion == null ? "" : " (did you mean '" + suggestion + "'?)"));
-    return defaultValue;
+    return constant;
   }
 
   /** Parses the text with {@code parser}; its {@link IllegalArgumentException} becomes a problem. */

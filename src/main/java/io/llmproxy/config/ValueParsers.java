@@ -13,6 +13,8 @@ import java.time.LocalDateTime;
 import java.time.LocalTime;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -388,5 +390,32 @@ public final class ValueParsers {
 
   private static boolean isDigit(int c) {
     return c >= '0' && c <= '9';
+  }
+
+  /**
+   * The constant of {@code type} that {@code text} names, in any case and with {@code -} or
+   * {@code _} ({@code weighted-round-robin}, {@code WEIGHTED_ROUND_ROBIN}); null when none does.
+   */
+  public static <E extends Enum<E>> E enumConstant(Class<E> type, String text) {
+    String normalized = text.strip().toUpperCase(Locale.ROOT).replace('-', '_');
+    for (E constant : type.getEnumConstants()) {
+      if (constant.name().equals(normalized)) {
+        return constant;
+      }
+    }
+    return null;
+  }
+
+  /** The values {@code type} accepts, as they are written in the config and the admin API. */
+  public static List<String> enumNames(Class<? extends Enum<?>> type) {
+    return Arrays.stream(type.getEnumConstants()).map(c -> c.name().toLowerCase(Locale.ROOT)).toList();
+  }
+
+  /** Says that {@code text} names none of {@code type}'s constants, with the closest one if any is close. */
+  public static String unknownEnumValue(Class<? extends Enum<?>> type, String text) {
+    List<String> allowed = enumNames(type);
+    String suggestion = Suggestions.closest(text.strip(), allowed);
+    return "unknown value '" + text.strip() + "'; expected one of: " + String.join(", ", allowed)
+        + (suggestion == null ? "" : " (did you mean '" + suggestion + "'?)");
   }
 }
