@@ -23,7 +23,7 @@ command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y ngin
 source bench/lib.sh
 
 sim $SIM --ttft 0 --itl 0 --tokens 16
-nginx_proxy $SIM $NG
+nginx_proxy $SIM:$NG
 
 {
   echo "listen: \"127.0.0.1:$OFF\""

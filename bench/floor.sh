@@ -23,7 +23,7 @@ source bench/lib.sh
 java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
 sim $SIM --ttft 0 --itl 0 --tokens 16
-nginx_proxy $SIM $NG
+nginx_proxy $SIM:$NG
 jvm=(-Xms64m -Xmx512m --enable-native-access=ALL-UNNAMED)
 "$java" "${jvm[@]}" -cp target/llmproxy.jar bench/floor/NettyForwarder.java $NETTY $SIM > "$work/netty.log" 2>&1 & pids+=($!)
 "$java" "${jvm[@]}" -cp target/llmproxy.jar bench/floor/VertxForwarder.java $VERTX $SIM > "$work/vertx.log" 2>&1 & pids+=($!)

@@ -16,25 +16,32 @@ wait_ready() { # url [curl arguments]: polls every 10 ms, up to 20 s
   echo "$1 never answered" >&2; exit 1
 }
 
-# nginx as a reverse proxy on port $2 in front of one backend on port $1 (keep-alive upstream,
-# proxy_buffering off), its config and logs in $work
+# nginx as a reverse proxy (keep-alive upstreams, proxy_buffering off), one server for each
+# BACKEND_PORT:LISTEN_PORT[:KEEPALIVE] argument (KEEPALIVE idle upstream connections kept, 1024 unless
+# told); its config and logs in $work
 nginx_proxy() {
+  local upstreams="" servers="" spec backend listen keep
+  for spec in "$@"; do
+    IFS=: read -r backend listen keep <<< "$spec"
+    upstreams+="  upstream b$backend { server 127.0.0.1:$backend; keepalive ${keep:-1024}; }"$'\n'
+    servers+="  server { listen 127.0.0.1:$listen backlog=16384; location / { proxy_pass http://b$backend; } }"$'\n'
+  done
   cat > "$work/nginx.conf" <<NGINX
 worker_processes auto;
+worker_rlimit_nofile 65536;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
-events { worker_connections 10000; }
+events { worker_connections 30000; }
 http {
   access_log $work/nginx-access.log;
   keepalive_timeout 300s;
   keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$1; keepalive 1024; }
-  proxy_http_version 1.1;
+$upstreams  proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_buffering off;
   proxy_request_buffering off;
-  server { listen 127.0.0.1:$2 backlog=16384; location / { proxy_pass http://backend; } }
-}
+  proxy_read_timeout 300s;
+$servers}
 NGINX
   nginx -c "$work/nginx.conf"
 }

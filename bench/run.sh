@@ -42,30 +42,7 @@ sim $FAST --ttft 0 --itl 0 --tokens 16
 sim $C1 --ttft 100ms --itl 20ms --tokens 100
 sim $C2 --ttft 100ms --itl 200ms --tokens 50
 
-cat > "$work/nginx.conf" <<NGINX
-worker_processes auto;
-worker_rlimit_nofile 65536;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 30000; }
-http {
-  access_log $work/nginx-access.log;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  upstream fast { server 127.0.0.1:$FAST; keepalive 1024; }
-  upstream c1 { server 127.0.0.1:$C1; keepalive 2048; }
-  upstream c2 { server 127.0.0.1:$C2; keepalive 8192; }
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_buffering off;
-  proxy_request_buffering off;
-  proxy_read_timeout 300s;
-  server { listen 127.0.0.1:$NG_FAST backlog=16384; location / { proxy_pass http://fast; } }
-  server { listen 127.0.0.1:$NG_C1 backlog=16384; location / { proxy_pass http://c1; } }
-  server { listen 127.0.0.1:$NG_C2 backlog=16384; location / { proxy_pass http://c2; } }
-}
-NGINX
-nginx -c "$work/nginx.conf"
+nginx_proxy $FAST:$NG_FAST:1024 $C1:$NG_C1:2048 $C2:$NG_C2:8192
 
 gw_config() { # port
   cat <<YAML
