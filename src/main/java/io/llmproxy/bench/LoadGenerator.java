@@ -16,8 +16,6 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import java.net.URI;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -83,27 +81,21 @@ public final class LoadGenerator {
 
   /** Runs the warm-up and the measured period; completes with what the measured period saw. */
   public Future<BenchResult> run() {
-    List<Driver> all = new ArrayList<>();
     long now = System.nanoTime();
     startNanos = now;
     measureFromNanos = now + settings.warmup().toNanos();
     stopAtNanos = measureFromNanos + settings.duration().toNanos();
-    List<Future<Void>> finished = new ArrayList<>();
-    Future<PerEventLoop<Driver>> deployed = PerEventLoop.deploy(vertx, drivers, () -> {
-      Driver d = new Driver(all.size());
-      all.add(d);
-      finished.add(d.done.future());
-      return d;
-    });
-    return deployed.compose(loops -> Future.all(finished)
-        .eventually(loops::undeploy)
-        .map(v -> {
-          Recorder merged = new Recorder();
-          for (Driver d : all) {
-            merged.merge(d.recorder);
-          }
-          return new BenchResult(settings, merged, settings.duration().toNanos() / 1e9);
-        }));
+    int[] next = {0};
+    return PerEventLoop.deploy(vertx, drivers, () -> new Driver(next[0]++))
+        .compose(loops -> Future.all(loops.deployed().stream().map(d -> d.done.future()).toList())
+            .eventually(loops::undeploy)
+            .map(v -> {
+              Recorder merged = new Recorder();
+              for (Driver d : loops.deployed()) {
+                merged.merge(d.recorder);
+              }
+              return new BenchResult(settings, merged, settings.duration().toNanos() / 1e9);
+            }));
   }
 
   /** One event loop's share of the load. */
