@@ -3,6 +3,8 @@ package io.llmproxy.sim;
 import static java.util.Objects.requireNonNull;
 
 import io.llmproxy.api.PerEventLoop;
+import io.vertx.core.Context;
+import io.vertx.core.Deployable;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
@@ -77,12 +79,12 @@ public final class Simulator {
   }
 
   /** One HTTP server on its own event-loop context, closed on undeploy. */
-  private io.vertx.core.Deployable server(HttpServerOptions serverOptions) {
-    return new io.vertx.core.Deployable() {
+  private Deployable server(HttpServerOptions serverOptions) {
+    return new Deployable() {
       private HttpServer server;
 
       @Override
-      public Future<?> deploy(io.vertx.core.Context context) {
+      public Future<?> deploy(Context context) {
         server = context.owner().createHttpServer(new HttpServerOptions(serverOptions));
         server.connectionHandler(state::connectionOpened);
         server.requestHandler(new SimHandler(context.owner(), state));
@@ -90,7 +92,7 @@ public final class Simulator {
       }
 
       @Override
-      public Future<?> undeploy(io.vertx.core.Context context) {
+      public Future<?> undeploy(Context context) {
         return server.close();
       }
     };
