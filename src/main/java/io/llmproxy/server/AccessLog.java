@@ -110,6 +110,12 @@ final class AccessLog implements AutoCloseable {
       return;
     }
     sb.append('"');
+    escaped(sb, value);
+    sb.append('"');
+  }
+
+  /** The value with JSON's escapes for quotes, backslashes and control characters. */
+  private static void escaped(StringBuilder sb, String value) {
     int plain = 0;
     while (plain < value.length()) {
       char c = value.charAt(plain);
@@ -119,7 +125,7 @@ final class AccessLog implements AutoCloseable {
       plain++;
     }
     if (plain == value.length()) { // nothing to escape (the usual case): one copy
-      sb.append(value).append('"');
+      sb.append(value);
       return;
     }
     sb.append(value, 0, plain);
@@ -140,7 +146,6 @@ final class AccessLog implements AutoCloseable {
         }
       }
     }
-    sb.append('"');
   }
 
   private static final char[] HEX = "0123456789abcdef".toCharArray();
@@ -152,18 +157,25 @@ final class AccessLog implements AutoCloseable {
   }
 
   static void appendText(StringBuilder sb, Entry e) {
-    sb.append(isoMillis(e.timeMillis())).append(" access request_id=").append(e.requestId())
-        .append(" method=").append(e.method())
-        .append(" path=").append(e.path())
-        .append(" client_ip=").append(e.clientIp());
+    sb.append(isoMillis(e.timeMillis())).append(" access request_id=");
+    text(sb, e.requestId());
+    sb.append(" method=").append(e.method()).append(" path=");
+    text(sb, e.path());
+    sb.append(" client_ip=");
+    text(sb, e.clientIp());
     if (e.keyName() != null || e.userId() != null) {
-      sb.append(" key_name=\"").append(String.valueOf(e.keyName()).replace("\"", "'")).append("\" user_id=")
-          .append(e.userId());
+      sb.append(" key_name=\"");
+      text(sb, String.valueOf(e.keyName()).replace("\"", "'"));
+      sb.append("\" user_id=");
+      text(sb, e.userId());
     }
-    sb.append(" model=").append(e.model())
-        .append(" model_sent=").append(e.modelSent())
-        .append(" backend=").append(e.backend())
-        .append(" attempts=").append(e.attempts())
+    sb.append(" model=");
+    text(sb, e.model());
+    sb.append(" model_sent=");
+    text(sb, e.modelSent());
+    sb.append(" backend=");
+    text(sb, e.backend());
+    sb.append(" attempts=").append(e.attempts())
         .append(" hedged=").append(e.hedged())
         .append(" status=").append(e.status())
         .append(" stream=").append(e.stream());
@@ -179,7 +191,21 @@ final class AccessLog implements AutoCloseable {
     }
     sb.append(" bytes=").append(e.bytesOut());
     if (e.error() != null) {
-      sb.append(" error=\"").append(e.error().replace("\"", "'")).append('"');
+      sb.append(" error=\"");
+      text(sb, e.error().replace("\"", "'"));
+      sb.append('"');
+    }
+  }
+
+  /**
+   * A value of the text line, escaped as in the JSON line (a line break becomes backslash and n): a
+   * model name or an error with a line break in it cannot start a line of its own.
+   */
+  private static void text(StringBuilder sb, String value) {
+    if (value == null) {
+      sb.append("null");
+    } else {
+      escaped(sb, value);
     }
   }
 

@@ -46,6 +46,17 @@ class AccessLogTest {
   }
 
   @Test
+  void theTextLineEscapesControlCharactersSoAValueCannotStartALine() {
+    String forged = "m\n2026-01-14T10:00:00.000Z access request_id=forged\u0001";
+    AccessLog.Entry e = new AccessLog.Entry(0, "req_1", "POST", "/v1/chat/completions", "10.0.0.1", forged, null, null,
+        1, false, 404, false, -1, 1.5, -1, -1, 0, "model_not_found: The model '" + forged + "' does not exist.", null, null);
+    String line = AccessLog.toText(e);
+    assertThat(line).doesNotContain("\n").doesNotContain("\u0001")
+        .contains(" model=m\\n2026-01-14T10:00:00.000Z access request_id=forged\\u0001 model_sent=null")
+        .contains(" error=\"model_not_found: The model 'm\\n2026");
+  }
+
+  @Test
   void timestampsKeepMilliseconds() {
     assertThat(AccessLog.isoMillis(1_768_384_800_007L)).isEqualTo("2026-01-14T10:00:00.007Z");
     assertThat(AccessLog.isoMillis(1_768_384_801_999L)).isEqualTo("2026-01-14T10:00:01.999Z");
