@@ -20,6 +20,7 @@ public enum OpenAiError {
   METHOD_NOT_ALLOWED(405, "invalid_request_error", "method_not_allowed"),
   KEY_EXISTS(409, "invalid_request_error", "key_exists"),
   KEY_IN_CONFIG(409, "invalid_request_error", "key_in_config"),
+  REQUEST_TIMEOUT(408, "invalid_request_error", "request_timeout"),
   REQUEST_TOO_LARGE(413, "invalid_request_error", "request_too_large"),
   URI_TOO_LONG(414, "invalid_request_error", "uri_too_long"),
   RATE_LIMIT_EXCEEDED(429, "rate_limit_error", "rate_limit_exceeded"),

@@ -591,8 +591,9 @@ final class ConfigBinder {
       sizeNode.problem("must be at most 1GiB: bodies are held in memory so they can be retried");
       bytes = 32L << 20;
     }
-    // nginx's keepalive_timeout default; 0 keeps idle client connections open for ever
-    return new LimitsConfig(bytes, limits.get("client_keep_alive_timeout").duration(Duration.ofSeconds(75)));
+    // nginx's keepalive_timeout and client_body_timeout defaults; 0 turns either off
+    return new LimitsConfig(bytes, limits.get("client_keep_alive_timeout").duration(Duration.ofSeconds(75)),
+        limits.get("client_body_timeout").duration(Duration.ofSeconds(60)));
   }
 
   private static UpstreamConfig upstream(ConfigNode upstream) {

@@ -58,8 +58,15 @@ public record GatewayConfig(
     }
   }
 
-  /** {@code limits}. */
-  public record LimitsConfig(long maxBodySizeBytes, Duration clientKeepAliveTimeout) {}
+  /**
+   * {@code limits}. A zero duration turns its limit off.
+   *
+   * @param maxBodySizeBytes        a request body larger than this gets 413
+   * @param clientKeepAliveTimeout  a client connection with no request in progress is closed after this long
+   * @param clientBodyTimeout       a request whose body stops arriving for this long gets 408 and its
+   *                                connection is closed
+   */
+  public record LimitsConfig(long maxBodySizeBytes, Duration clientKeepAliveTimeout, Duration clientBodyTimeout) {}
 
   /** {@code metrics}. */
   public record MetricsConfig(boolean enabled, String path) {}

@@ -20,6 +20,8 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.CandidateGroup;
 import io.llmproxy.routing.Router;
 import io.llmproxy.usage.UsageEvent;
+import io.netty.util.Timeout;
+import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -29,6 +31,7 @@ import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.net.SocketAddress;
 import java.net.InetAddress;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One client request to a proxied route, from the first byte to the access-log line (SPEC §5): the
@@ -89,6 +92,9 @@ final class ClientExchange implements Downstream {
   private boolean stream;
   private Dispatch dispatch;
   private boolean done;
+  /** The body's read timeout ({@code limits.client_body_timeout}) while the body is arriving; null otherwise. */
+  private Timeout bodyTimer;
+  private long lastBodyReadNanos;
   private boolean sseResponse;
   private int status;
   /** The status of the response the backend gave (status says what the client got, 499 if it left). */
@@ -150,10 +156,13 @@ final class ClientExchange implements Downstream {
     }
     // A size hint only: a client declaring a large body is not given the memory before it sends it.
     body = Buffer.buffer((int) Math.min(Math.max(declared, 1024), INITIAL_BODY_CAPACITY));
+    startBodyTimer(() -> rejectAndClose(OpenAiError.REQUEST_TIMEOUT, "The request body stopped arriving: nothing for "
+        + services.config().limits().clientBodyTimeout().toMillis() + " ms (limits.client_body_timeout)."));
     req.handler(chunk -> {
       if (done) {
         return;
       }
+      lastBodyReadNanos = System.nanoTime();
       if (body.length() + (long) chunk.length() > cap) {
         rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
         return;
@@ -161,6 +170,7 @@ final class ClientExchange implements Downstream {
       body.appendBuffer(chunk);
     });
     req.endHandler(v -> {
+      cancelBodyTimer();
       if (!done) {
         try {
           onBody();
@@ -169,6 +179,43 @@ final class ClientExchange implements Downstream {
         }
       }
     });
+  }
+
+  /**
+   * A client that stops sending its body (gone without a FIN, or trickling) would hold its connection,
+   * its buffer and, with auth on, one of its key's concurrency slots for ever: {@code onTimeout} runs
+   * once {@code limits.client_body_timeout} passes with no byte arriving (the body's chunk handler
+   * sets {@link #lastBodyReadNanos}; its end handler cancels). One timer per quiet period, re-armed
+   * lazily.
+   */
+  private void startBodyTimer(Runnable onTimeout) {
+    long timeoutNanos = services.config().limits().clientBodyTimeout().toNanos();
+    if (timeoutNanos > 0) {
+      lastBodyReadNanos = System.nanoTime();
+      scheduleBodyCheck(vertx.getOrCreateContext(), timeoutNanos, timeoutNanos, onTimeout);
+    }
+  }
+
+  private void scheduleBodyCheck(Context context, long delayNanos, long timeoutNanos, Runnable onTimeout) {
+    bodyTimer = services.timeouts().schedule(context, Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), () -> {
+      bodyTimer = null;
+      if (done) {
+        return;
+      }
+      long quiet = System.nanoTime() - lastBodyReadNanos;
+      if (quiet >= timeoutNanos) {
+        onTimeout.run();
+      } else {
+        scheduleBodyCheck(context, timeoutNanos - quiet, timeoutNanos, onTimeout);
+      }
+    });
+  }
+
+  private void cancelBodyTimer() {
+    if (bodyTimer != null) {
+      bodyTimer.cancel();
+      bodyTimer = null;
+    }
   }
 
   private static String tooLargeMessage(long cap) {
@@ -278,13 +325,18 @@ final class ClientExchange implements Downstream {
       return;
     }
     long[] dropped = {0};
+    startBodyTimer(() -> rejectAndClose(d.error(), d.message()));
     req.handler(chunk -> {
+      lastBodyReadNanos = System.nanoTime();
       // a body with no declared size is dropped up to the same bound, then the connection closes
       if ((dropped[0] += chunk.length()) > INITIAL_BODY_CAPACITY && !done) {
         rejectAndClose(d.error(), d.message());
       }
     });
-    req.endHandler(v -> reject(d.error(), d.message(), null));
+    req.endHandler(v -> {
+      cancelBodyTimer();
+      reject(d.error(), d.message(), null);
+    });
   }
 
   // ---- Downstream: driven by the dispatch
@@ -440,6 +492,7 @@ final class ClientExchange implements Downstream {
       return;
     }
     done = true;
+    cancelBodyTimer();
     if (admitted) {
       services.access().release(key);
     }
