@@ -68,8 +68,10 @@ final class UpstreamAttempt {
   private CancelReason cancelReason;
   private Throwable cause;
   private Timeout timer;
-  private boolean idleTimerRunning;
-  private long lastReadNanos;
+  /** {@code timeouts.idle}, once the response (streaming: its first token) has started; null before and after. */
+  private Timeouts.Quiet idle;
+  /** The client is slow: chunks are not read ({@link #pause}), so silence is not the backend's. */
+  private boolean paused;
   /** Hedged: the bytes received before the commit, held until this attempt wins or is cancelled. */
   private List<Buffer> held;
   private long heldBytes;
@@ -232,7 +234,9 @@ final class UpstreamAttempt {
       return;
     }
     long now = System.nanoTime();
-    lastReadNanos = now;
+    if (idle != null) {
+      idle.touch(now);
+    }
     if (firstByteNanos == 0) {
       firstByteNanos = now;
     }
@@ -272,40 +276,41 @@ final class UpstreamAttempt {
   }
 
   private void startIdleTimer() {
-    if (idleTimeoutNanos <= 0 || idleTimerRunning) {
+    if (idleTimeoutNanos <= 0 || idle != null) {
       return;
     }
-    idleTimerRunning = true;
-    lastReadNanos = System.nanoTime();
-    scheduleIdleCheck(idleTimeoutNanos);
-  }
-
-  /** One timer per idle period, re-armed lazily, instead of one per chunk. */
-  private void scheduleIdleCheck(long delayNanos) {
-    timer = timeouts.schedule(context, Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), () -> {
-      timer = null;
-      if (isDone()) {
-        return;
-      }
-      long quiet = System.nanoTime() - lastReadNanos;
-      if (quiet >= idleTimeoutNanos) {
+    idle = timeouts.quiet(context, idleTimeoutNanos, () -> {
+      if (!isDone()) {
         fail(Failure.IDLE_TIMEOUT, null);
-      } else {
-        scheduleIdleCheck(idleTimeoutNanos - quiet);
       }
     });
+    if (paused) {
+      idle.suspend();
+    }
   }
 
-  /** Stops delivering chunks (the client is slow); TCP backpressure reaches the backend. */
+  /**
+   * Stops delivering chunks (the client is slow); TCP backpressure reaches the backend. The idle
+   * timeout stops counting meanwhile: a client that reads slowly is no sign of a backend gone quiet,
+   * and must not fail the stream or count against the backend's health.
+   */
   void pause() {
     if (response != null && !isDone()) {
       response.pause();
+      paused = true;
+      if (idle != null) {
+        idle.suspend();
+      }
     }
   }
 
   void resume() {
     if (response != null && !isDone()) {
       response.resume();
+      paused = false;
+      if (idle != null) {
+        idle.resume(System.nanoTime());
+      }
     }
   }
 
@@ -411,6 +416,9 @@ final class UpstreamAttempt {
       timer.cancel();
       timer = null;
     }
-    idleTimerRunning = false;
+    if (idle != null) {
+      idle.cancel();
+      idle = null;
+    }
   }
 }

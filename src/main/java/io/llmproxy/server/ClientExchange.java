@@ -13,6 +13,7 @@ import io.llmproxy.proxy.ForwardedHeaders;
 import io.llmproxy.proxy.RequestBody;
 import io.llmproxy.proxy.RequestBody.InvalidBodyException;
 import io.llmproxy.proxy.RequestSpec;
+import io.llmproxy.proxy.Timeouts;
 import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.proxy.Usage;
 import io.llmproxy.proxy.UsageChunkFilter;
@@ -20,8 +21,6 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.CandidateGroup;
 import io.llmproxy.routing.Router;
 import io.llmproxy.usage.UsageEvent;
-import io.netty.util.Timeout;
-import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -31,7 +30,6 @@ import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.net.SocketAddress;
 import java.net.InetAddress;
-import java.util.concurrent.TimeUnit;
 
 /**
  * One client request to a proxied route, from the first byte to the access-log line (SPEC §5): the
@@ -93,8 +91,7 @@ final class ClientExchange implements Downstream {
   private Dispatch dispatch;
   private boolean done;
   /** The body's read timeout ({@code limits.client_body_timeout}) while the body is arriving; null otherwise. */
-  private Timeout bodyTimer;
-  private long lastBodyReadNanos;
+  private Timeouts.Quiet bodyTimer;
   private boolean sseResponse;
   private int status;
   /** The status of the response the backend gave (status says what the client got, 499 if it left). */
@@ -162,7 +159,7 @@ final class ClientExchange implements Downstream {
       if (done) {
         return;
       }
-      lastBodyReadNanos = System.nanoTime();
+      bodyArrived();
       if (body.length() + (long) chunk.length() > cap) {
         rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
         return;
@@ -184,31 +181,24 @@ final class ClientExchange implements Downstream {
   /**
    * A client that stops sending its body (gone without a FIN, or trickling) would hold its connection,
    * its buffer and, with auth on, one of its key's concurrency slots for ever: {@code onTimeout} runs
-   * once {@code limits.client_body_timeout} passes with no byte arriving (the body's chunk handler
-   * sets {@link #lastBodyReadNanos}; its end handler cancels). One timer per quiet period, re-armed
-   * lazily.
+   * once {@code limits.client_body_timeout} passes with no byte arriving ({@link #bodyArrived} on
+   * each chunk, {@link #cancelBodyTimer} at the end).
    */
   private void startBodyTimer(Runnable onTimeout) {
     long timeoutNanos = services.config().limits().clientBodyTimeout().toNanos();
     if (timeoutNanos > 0) {
-      lastBodyReadNanos = System.nanoTime();
-      scheduleBodyCheck(vertx.getOrCreateContext(), timeoutNanos, timeoutNanos, onTimeout);
+      bodyTimer = services.timeouts().quiet(vertx.getOrCreateContext(), timeoutNanos, () -> {
+        if (!done) {
+          onTimeout.run();
+        }
+      });
     }
   }
 
-  private void scheduleBodyCheck(Context context, long delayNanos, long timeoutNanos, Runnable onTimeout) {
-    bodyTimer = services.timeouts().schedule(context, Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), () -> {
-      bodyTimer = null;
-      if (done) {
-        return;
-      }
-      long quiet = System.nanoTime() - lastBodyReadNanos;
-      if (quiet >= timeoutNanos) {
-        onTimeout.run();
-      } else {
-        scheduleBodyCheck(context, timeoutNanos - quiet, timeoutNanos, onTimeout);
-      }
-    });
+  private void bodyArrived() {
+    if (bodyTimer != null) {
+      bodyTimer.touch(System.nanoTime());
+    }
   }
 
   private void cancelBodyTimer() {
@@ -327,7 +317,7 @@ final class ClientExchange implements Downstream {
     long[] dropped = {0};
     startBodyTimer(() -> rejectAndClose(d.error(), d.message()));
     req.handler(chunk -> {
-      lastBodyReadNanos = System.nanoTime();
+      bodyArrived();
       // a body with no declared size is dropped up to the same bound, then the connection closes
       if ((dropped[0] += chunk.length()) > INITIAL_BODY_CAPACITY && !done) {
         rejectAndClose(d.error(), d.message());

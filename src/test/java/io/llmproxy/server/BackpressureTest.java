@@ -38,6 +38,9 @@ import org.junit.jupiter.api.Test;
  * while the client reads nothing; with it the backend is held at a fraction of it for as long as
  * the client does not read. The stall is observed as the backend waiting for a drain with no
  * progress over several polls, not by sleeping.
+ *
+ * <p>The idle timeout is short (300 ms) and the client stays paused well past it: a client that
+ * reads slowly must not fail the stream as if the backend had gone quiet.
  */
 class BackpressureTest {
   private static final int EVENT_SIZE = 16 * 1024;
@@ -99,10 +102,13 @@ class BackpressureTest {
     }
   }
 
-  /** Event {@code i}: {@code data: {"seq":i,"pad":"..."}\n\n}, exactly {@link #EVENT_SIZE} bytes. */
+  /**
+   * Event {@code i}: {@code data: {"seq":i,"choices":[{"index":0,"delta":{"content":"..."}}]}\n\n},
+   * exactly {@link #EVENT_SIZE} bytes; its content makes it a token, so the idle timeout runs.
+   */
   static Buffer event(int i) {
-    String head = "data: {\"seq\":" + i + ",\"pad\":\"";
-    String tail = "\"}\n\n";
+    String head = "data: {\"seq\":" + i + ",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
+    String tail = "\"}}]}\n\n";
     char[] pad = new char[EVENT_SIZE - head.length() - tail.length()];
     Arrays.fill(pad, (char) ('a' + i % 26));
     return Buffer.buffer(head + new String(pad) + tail);
@@ -115,6 +121,7 @@ class BackpressureTest {
         TestGateway gw = TestGateway.start("""
             backends:
               - url: "${FLOOD}"
+            routing: {timeouts: {idle: 300ms}}
             health_check: {enabled: false}
             """, Map.of("FLOOD", flood.url()))) {
       HttpClientAgent http = gw.vertx.createHttpClient(new HttpClientOptions()
@@ -157,6 +164,9 @@ class BackpressureTest {
       assertThat(stalledAt).as("events written while the client read nothing").isLessThan(EVENTS * 3 / 4);
       assertThat(flood.posts.get()).isEqualTo(1);
       assertThat(received.length()).as("bytes the paused client was handed").isZero();
+      await("the stream stays open while the client reads nothing, past the idle timeout")
+          .during(Duration.ofMillis(1_000)).atMost(Duration.ofSeconds(3))
+          .until(() -> !end.future().isComplete());
 
       // The client reads again: the backend resumes and the whole stream arrives, byte for byte.
       context.runOnContext(v -> resp.resume());
