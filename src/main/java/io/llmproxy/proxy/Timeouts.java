@@ -6,8 +6,8 @@ import io.vertx.core.Context;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The request timeouts (total, first token, idle, the client's body) on one hashed timer wheel (Netty's) for the whole
- * gateway, instead of a Vert.x timer each. Almost every request ends long before its timeouts, so
+ * The request timeouts (total, first token, idle, the client's body) on one hashed timer wheel
+ * (Netty's) for the whole gateway, instead of a Vert.x timer each. Almost every request ends long before its timeouts, so
  * what matters is that arming and cancelling are cheap: on the wheel they are an enqueue, where a
  * Vert.x timer costs a map entry and a priority-queue insert and removal on the event loop. A
  * timeout that fires hops back to the request's own context, so its handler runs on the request's
