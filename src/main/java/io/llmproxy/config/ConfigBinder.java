@@ -591,9 +591,10 @@ final class ConfigBinder {
       sizeNode.problem("must be at most 1GiB: bodies are held in memory so they can be retried");
       bytes = 32L << 20;
     }
-    // nginx's keepalive_timeout and client_body_timeout defaults; 0 turns either off
+    // nginx's keepalive_timeout, client_body_timeout and send_timeout defaults; 0 turns each off
     return new LimitsConfig(bytes, limits.get("client_keep_alive_timeout").duration(Duration.ofSeconds(75)),
-        limits.get("client_body_timeout").duration(Duration.ofSeconds(60)));
+        limits.get("client_body_timeout").duration(Duration.ofSeconds(60)),
+        limits.get("client_send_timeout").duration(Duration.ofSeconds(60)));
   }
 
   private static UpstreamConfig upstream(ConfigNode upstream) {

@@ -65,8 +65,11 @@ public record GatewayConfig(
    * @param clientKeepAliveTimeout  a client connection with no request in progress is closed after this long
    * @param clientBodyTimeout       a request whose body stops arriving for this long gets 408 and its
    *                                connection is closed
+   * @param clientSendTimeout       a client that takes none of its response for this long (its write
+   *                                queue stays full) is disconnected and the upstream request cancelled
    */
-  public record LimitsConfig(long maxBodySizeBytes, Duration clientKeepAliveTimeout, Duration clientBodyTimeout) {}
+  public record LimitsConfig(long maxBodySizeBytes, Duration clientKeepAliveTimeout, Duration clientBodyTimeout,
+      Duration clientSendTimeout) {}
 
   /** {@code metrics}. */
   public record MetricsConfig(boolean enabled, String path) {}

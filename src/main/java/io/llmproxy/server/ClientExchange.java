@@ -21,6 +21,7 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.CandidateGroup;
 import io.llmproxy.routing.Router;
 import io.llmproxy.usage.UsageEvent;
+import io.netty.util.Timeout;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -92,6 +93,8 @@ final class ClientExchange implements Downstream {
   private boolean done;
   /** The body's read timeout ({@code limits.client_body_timeout}) while the body is arriving; null otherwise. */
   private Timeouts.Quiet bodyTimer;
+  /** Runs while the client's write queue is full ({@code limits.client_send_timeout}); null otherwise. */
+  private Timeout sendTimer;
   private boolean sseResponse;
   private int status;
   /** The status of the response the backend gave (status says what the client got, 499 if it left). */
@@ -363,12 +366,52 @@ final class ClientExchange implements Downstream {
     if (usageFilter != null) {
       chunk = usageFilter.filter(chunk);
       if (chunk.length() == 0) {
-        return !resp.writeQueueFull();
+        return writable();
       }
     }
     bytesOut += chunk.length();
     resp.write(chunk);
-    return !resp.writeQueueFull();
+    return writable();
+  }
+
+  /**
+   * False when the client's write queue is full (the dispatch then pauses the backend). From then on
+   * the client has {@code limits.client_send_timeout} to take some of it: a client that reads nothing
+   * more (hung, or gone without a FIN) would otherwise hold the stream, its backend connection and
+   * the backend's GPU until the total timeout. It is disconnected instead, as if it had gone.
+   */
+  private boolean writable() {
+    if (!resp.writeQueueFull()) {
+      return true;
+    }
+    long timeoutMs = services.config().limits().clientSendTimeout().toMillis();
+    if (sendTimer == null && timeoutMs > 0) {
+      sendTimer = services.timeouts().schedule(vertx.getOrCreateContext(), timeoutMs, () -> {
+        sendTimer = null;
+        if (!done && resp.writeQueueFull()) {
+          disconnectSlowClient(timeoutMs);
+        }
+      });
+    }
+    return false;
+  }
+
+  private void disconnectSlowClient(long timeoutMs) {
+    status = CLIENT_CLOSED;
+    error = "client_send_timeout: the client took none of the response for " + timeoutMs
+        + " ms (limits.client_send_timeout)";
+    if (dispatch != null) {
+      dispatch.cancel(CancelReason.CLIENT_DISCONNECT);
+    }
+    complete();
+    resp.reset();
+  }
+
+  private void cancelSendTimer() {
+    if (sendTimer != null) {
+      sendTimer.cancel();
+      sendTimer = null;
+    }
   }
 
   /** What the usage filter still holds: the start of an event whose end never came. */
@@ -384,7 +427,10 @@ final class ClientExchange implements Downstream {
 
   @Override
   public void drainHandler(Runnable onDrain) {
-    resp.drainHandler(v -> onDrain.run());
+    resp.drainHandler(v -> {
+      cancelSendTimer();
+      onDrain.run();
+    });
   }
 
   @Override
@@ -483,6 +529,7 @@ final class ClientExchange implements Downstream {
     }
     done = true;
     cancelBodyTimer();
+    cancelSendTimer();
     if (admitted) {
       services.access().release(key);
     }

@@ -59,7 +59,7 @@ class ConfigDefaultsTest {
     assertThat(config.metrics()).isEqualTo(new MetricsConfig(true, "/metrics"));
     assertThat(config.logging()).isEqualTo(new LoggingConfig(LogFormat.JSON, "info", true));
     assertThat(config.dataDir()).isEqualTo(Path.of("./data"));
-    assertThat(config.limits()).isEqualTo(new LimitsConfig(32L * 1024 * 1024, Duration.ofSeconds(75), Duration.ofSeconds(60)));
+    assertThat(config.limits()).isEqualTo(new LimitsConfig(32L * 1024 * 1024, Duration.ofSeconds(75), Duration.ofSeconds(60), Duration.ofSeconds(60)));
     assertThat(config.upstream()).isEqualTo(new UpstreamConfig(16_384, Duration.ofSeconds(60), -1));
     assertThat(config.drainTimeout()).isEqualTo(Duration.ofSeconds(30));
     assertThat(config.explicitSections()).isEmpty();

@@ -59,6 +59,8 @@ class BackpressureTest {
     final AtomicInteger drainWaits = new AtomicInteger();
     volatile boolean waitingForDrain;
     volatile boolean ended;
+    /** The gateway closed the stream's connection before the end (it cancelled the request). */
+    volatile boolean cut;
 
     FloodBackend(Vertx vertx) {
       server = vertx.createHttpServer(new HttpServerOptions().setSendBufferSize(SOCKET_BUFFER));
@@ -70,6 +72,7 @@ class BackpressureTest {
         posts.incrementAndGet();
         HttpServerResponse resp = req.response().setChunked(true)
             .putHeader(HttpHeaders.CONTENT_TYPE, "text/event-stream");
+        resp.closeHandler(v -> cut = !ended);
         pump(resp);
       }));
       TestGateway.await(server.listen(0, "127.0.0.1"));
@@ -114,6 +117,51 @@ class BackpressureTest {
     return Buffer.buffer(head + new String(pad) + tail);
   }
 
+  /** A streaming request whose response the client does not read yet. */
+  private record PausedStream(HttpClientAgent http, Context context, HttpClientResponse resp, Buffer received,
+      Promise<Void> end, Promise<Void> connectionClosed) {}
+
+  private static PausedStream openPaused(TestGateway gw) {
+    HttpClientAgent http = gw.vertx.createHttpClient(new HttpClientOptions()
+        .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()).setReceiveBufferSize(SOCKET_BUFFER));
+    Context context = gw.vertx.getOrCreateContext();
+    Buffer received = Buffer.buffer(EVENTS * EVENT_SIZE);
+    Promise<HttpClientResponse> head = Promise.promise();
+    Promise<Void> end = Promise.promise();
+    Promise<Void> connectionClosed = Promise.promise();
+    context.runOnContext(v -> http.request(HttpMethod.POST, "/v1/chat/completions")
+        .compose(req -> req.putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+            .send(TestClient.chat("m", true)))
+        .onFailure(head::tryFail)
+        .onSuccess(resp -> {
+          resp.pause(); // the client reads nothing for now
+          resp.handler(received::appendBuffer);
+          resp.exceptionHandler(end::tryFail);
+          resp.endHandler(x -> end.tryComplete());
+          resp.request().connection().closeHandler(x -> connectionClosed.tryComplete());
+          head.complete(resp);
+        }));
+    HttpClientResponse resp = TestGateway.await(head.future());
+    assertThat(resp.statusCode()).isEqualTo(200);
+    return new PausedStream(http, context, resp, received, end, connectionClosed);
+  }
+
+  /** The backend stalls: it waits for a drain, and its count stands still over several polls. */
+  private static int awaitStall(FloodBackend flood) {
+    int[] last = {-1};
+    int[] stillFor = {0};
+    await("the backend stalls while the client reads nothing").atMost(Duration.ofSeconds(10))
+        .pollInterval(Duration.ofMillis(50))
+        .failFast("the backend wrote the whole stream while the client read nothing", () -> flood.ended)
+        .until(() -> {
+          int now = flood.written.get();
+          stillFor[0] = now == last[0] && flood.waitingForDrain ? stillFor[0] + 1 : 0;
+          last[0] = now;
+          return stillFor[0] >= 4;
+        });
+    return flood.written.get();
+  }
+
   @Test
   void aClientThatStopsReadingStallsTheBackendAndEveryByteArrivesWhenItReadsAgain() {
     Vertx vertx = Vertx.vertx();
@@ -124,64 +172,73 @@ class BackpressureTest {
             routing: {timeouts: {idle: 300ms}}
             health_check: {enabled: false}
             """, Map.of("FLOOD", flood.url()))) {
-      HttpClientAgent http = gw.vertx.createHttpClient(new HttpClientOptions()
-          .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()).setReceiveBufferSize(SOCKET_BUFFER));
-      Context context = gw.vertx.getOrCreateContext();
-      Buffer received = Buffer.buffer(EVENTS * EVENT_SIZE);
-      Promise<HttpClientResponse> head = Promise.promise();
-      Promise<Void> end = Promise.promise();
-      context.runOnContext(v -> http.request(HttpMethod.POST, "/v1/chat/completions")
-          .compose(req -> req.putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-              .send(TestClient.chat("m", true)))
-          .onFailure(head::tryFail)
-          .onSuccess(resp -> {
-            resp.pause(); // the client reads nothing for now
-            resp.handler(received::appendBuffer);
-            resp.exceptionHandler(end::tryFail);
-            resp.endHandler(x -> end.tryComplete());
-            head.complete(resp);
-          }));
-      HttpClientResponse resp = TestGateway.await(head.future());
-      assertThat(resp.statusCode()).isEqualTo(200);
-
-      // The backend stalls: it waits for a drain, and its count stands still over several polls.
-      int[] last = {-1};
-      int[] stillFor = {0};
-      await("the backend stalls while the client reads nothing").atMost(Duration.ofSeconds(10))
-          .pollInterval(Duration.ofMillis(50))
-          .failFast("the backend wrote the whole stream while the client read nothing", () -> flood.ended)
-          .until(() -> {
-            int now = flood.written.get();
-            stillFor[0] = now == last[0] && flood.waitingForDrain ? stillFor[0] + 1 : 0;
-            last[0] = now;
-            return stillFor[0] >= 4;
-          });
-      int stalledAt = flood.written.get();
+      PausedStream p = openPaused(gw);
+      int stalledAt = awaitStall(flood);
       System.out.printf("stalled at %d of %d events (%d KiB buffered on the way)%n", stalledAt, EVENTS,
           (long) stalledAt * EVENT_SIZE / 1024);
       assertThat(flood.ended).isFalse();
       // Below the most the buffers on the way can hold (about 37 of the 64 MiB, see above).
       assertThat(stalledAt).as("events written while the client read nothing").isLessThan(EVENTS * 3 / 4);
       assertThat(flood.posts.get()).isEqualTo(1);
-      assertThat(received.length()).as("bytes the paused client was handed").isZero();
+      assertThat(p.received().length()).as("bytes the paused client was handed").isZero();
       await("the stream stays open while the client reads nothing, past the idle timeout")
           .during(Duration.ofMillis(1_000)).atMost(Duration.ofSeconds(3))
-          .until(() -> !end.future().isComplete());
+          .until(() -> !p.end().future().isComplete());
 
       // The client reads again: the backend resumes and the whole stream arrives, byte for byte.
-      context.runOnContext(v -> resp.resume());
-      TestGateway.await(end.future());
+      p.context().runOnContext(v -> p.resp().resume());
+      TestGateway.await(p.end().future());
       assertThat(flood.ended).isTrue();
       assertThat(flood.written.get()).isEqualTo(EVENTS);
       assertThat(flood.drainWaits.get()).isPositive();
-      assertThat(received.length()).isEqualTo(EVENTS * EVENT_SIZE);
+      assertThat(p.received().length()).isEqualTo(EVENTS * EVENT_SIZE);
       for (int i = 0; i < EVENTS; i++) {
-        Buffer got = received.getBuffer(i * EVENT_SIZE, (i + 1) * EVENT_SIZE);
+        Buffer got = p.received().getBuffer(i * EVENT_SIZE, (i + 1) * EVENT_SIZE);
         if (!got.equals(event(i))) {
           throw new AssertionError("event " + i + " differs: " + got.getString(0, 40, StandardCharsets.UTF_8.name()));
         }
       }
-      TestGateway.await(http.close());
+      TestGateway.await(p.http().close());
+    } finally {
+      TestGateway.await(vertx.close());
+    }
+  }
+
+  /**
+   * A client that reads nothing more is disconnected after {@code limits.client_send_timeout}, and
+   * the backend's request is cancelled with it: it does not hold the backend until the total timeout.
+   * (The close itself waits behind the bytes already queued for the client, as Vert.x closes
+   * gracefully: the client sees it once it reads them.)
+   */
+  @Test
+  void aClientThatNeverReadsAgainIsDisconnectedAfterTheSendTimeoutAndTheBackendFreed() {
+    Vertx vertx = Vertx.vertx();
+    try (FloodBackend flood = new FloodBackend(vertx);
+        TestGateway gw = TestGateway.builder("""
+            backends:
+              - url: "${FLOOD}"
+            routing: {timeouts: {idle: 300ms}}
+            limits: {client_send_timeout: 1s}
+            health_check: {enabled: false}
+            """).vars(Map.of("FLOOD", flood.url())).captureAccessLog().start()) {
+      PausedStream p = openPaused(gw);
+      awaitStall(flood);
+      long stalled = System.nanoTime();
+
+      await("the backend's request is cancelled").atMost(Duration.ofSeconds(5)).until(() -> flood.cut);
+      long afterMs = (System.nanoTime() - stalled) / 1_000_000;
+      assertThat(afterMs).as("ms from the stall to the cancel").isLessThan(3_000);
+      assertThat(flood.ended).isFalse();
+      p.context().runOnContext(v -> p.resp().resume());
+      await("the client, reading again, finds its connection closed").atMost(Duration.ofSeconds(10))
+          .until(() -> p.connectionClosed().future().isComplete());
+      assertThat(p.received().length()).as("bytes the client got").isLessThan(EVENTS * EVENT_SIZE);
+
+      String metrics = gw.gateway.metrics().scrape();
+      assertThat(metrics).contains("llmproxy_cancelled_upstream_total{reason=\"client_disconnect\"} 1.0");
+      assertThat(metrics).containsPattern("llmproxy_requests_total\\{[^}]*status=\"499\"[^}]*} 1.0");
+      assertThat(gw.accessLog()).contains("client_send_timeout");
+      TestGateway.await(p.http().close());
     } finally {
       TestGateway.await(vertx.close());
     }
