@@ -42,7 +42,7 @@ class Http2ClientTest {
         - url: "${SIM0}"
           name: a
           models: ["sim-model"]
-      limits: {max_body_size: 1KiB}
+      limits: {max_body_size: 1KiB, client_body_timeout: 1s}
       health_check: {enabled: false}
       """;
 
@@ -153,6 +153,29 @@ class Http2ClientTest {
     Response refused = await(answer.future());
 
     assertTooLarge(refused);
+    assertThat(chat().status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+  }
+
+  /** A body that stops arriving gets 408 on its own stream (reset, not the connection closed). */
+  @Test
+  void aBodyThatStopsArrivingGets408AndTheConnectionServesOn() {
+    Promise<Response> answer = Promise.promise();
+    gw.vertx.getOrCreateContext().runOnContext(v -> http2
+        .request(new RequestOptions().setMethod(HttpMethod.POST).setURI(CHAT).putHeader("content-type", "application/json"))
+        .compose(req -> {
+          req.setChunked(true);
+          req.write(Buffer.buffer("{\"model\":\"sim-mo")); // the rest never comes
+          return req.response();
+        })
+        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)))
+        .onComplete(answer));
+    Response timedOut = await(answer.future());
+
+    assertThat(timedOut.status()).isEqualTo(408);
+    assertThat(timedOut.json().getJsonObject("error").getString("code")).isEqualTo("request_timeout");
+    assertThat(timedOut.header("connection")).isNull();
+    assertThat(gw.posts(0)).isEmpty();
     assertThat(chat().status()).isEqualTo(200);
     assertThat(connections).hasValue(1);
   }
