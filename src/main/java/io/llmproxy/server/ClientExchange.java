@@ -397,13 +397,8 @@ final class ClientExchange implements Downstream {
   }
 
   private void disconnectSlowClient(long timeoutMs) {
-    status = CLIENT_CLOSED;
-    error = "client_send_timeout: the client took none of the response for " + timeoutMs
-        + " ms (limits.client_send_timeout)";
-    if (dispatch != null) {
-      dispatch.cancel(CancelReason.CLIENT_DISCONNECT);
-    }
-    complete();
+    clientGone("client_send_timeout: the client took none of the response for " + timeoutMs
+        + " ms (limits.client_send_timeout)", CancelReason.CLIENT_DISCONNECT);
     resp.reset();
   }
 
@@ -512,12 +507,18 @@ final class ClientExchange implements Downstream {
     if (done) {
       return;
     }
-    status = CLIENT_CLOSED;
     // While draining, connections still open at the drain timeout are closed by the gateway itself.
     boolean shutdown = services.readiness().isDraining();
-    error = shutdown ? "shutdown" : "client_disconnect";
+    clientGone(shutdown ? "shutdown" : "client_disconnect",
+        shutdown ? CancelReason.SHUTDOWN : CancelReason.CLIENT_DISCONNECT);
+  }
+
+  /** The client is gone (or is let go): 499, the upstream attempts cancelled for {@code reason}, the exchange ended. */
+  private void clientGone(String error, CancelReason reason) {
+    status = CLIENT_CLOSED;
+    this.error = error;
     if (dispatch != null) {
-      dispatch.cancel(shutdown ? CancelReason.SHUTDOWN : CancelReason.CLIENT_DISCONNECT);
+      dispatch.cancel(reason);
     }
     complete();
   }

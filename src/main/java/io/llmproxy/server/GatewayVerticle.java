@@ -187,9 +187,8 @@ final class GatewayVerticle extends VerticleBase {
       err = OpenAiError.INVALID_REQUEST;
       message = "The request is not valid HTTP.";
     }
-    req.response().setStatusCode(err.status()).putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-        .putHeader(HttpHeaders.CONNECTION, "close").end(err.body(message, null))
-        .onComplete(done -> req.connection().close());
+    req.response().putHeader(HttpHeaders.CONNECTION, "close");
+    json(req, err.status(), err.body(message, null)).onComplete(done -> req.connection().close());
   }
 
   private static void methodNotAllowed(HttpServerRequest req) {
@@ -202,7 +201,7 @@ final class GatewayVerticle extends VerticleBase {
     json(req, err.status(), err.body(message, null));
   }
 
-  private static void json(HttpServerRequest req, int status, Buffer body) {
-    req.response().setStatusCode(status).putHeader(HttpHeaders.CONTENT_TYPE, "application/json").end(body);
+  private static Future<Void> json(HttpServerRequest req, int status, Buffer body) {
+    return req.response().setStatusCode(status).putHeader(HttpHeaders.CONTENT_TYPE, "application/json").end(body);
   }
 }

@@ -22,6 +22,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -117,6 +119,29 @@ class BackpressureTest {
     return Buffer.buffer(head + new String(pad) + tail);
   }
 
+  private Vertx vertx;
+
+  @BeforeEach
+  void start() {
+    vertx = Vertx.vertx();
+  }
+
+  @AfterEach
+  void stop() {
+    TestGateway.await(vertx.close());
+  }
+
+  /** A gateway in front of {@code flood}, with a short idle timeout and these {@code limits}; its access log is kept. */
+  private static TestGateway gateway(FloodBackend flood, String limits) {
+    return TestGateway.builder("""
+        backends:
+          - url: "${FLOOD}"
+        routing: {timeouts: {idle: 300ms}}
+        limits: %s
+        health_check: {enabled: false}
+        """.formatted(limits)).vars(Map.of("FLOOD", flood.url())).captureAccessLog().start();
+  }
+
   /** A streaming request whose response the client does not read yet. */
   private record PausedStream(HttpClientAgent http, Context context, HttpClientResponse resp, Buffer received,
       Promise<Void> end, Promise<Void> connectionClosed) {}
@@ -164,14 +189,7 @@ class BackpressureTest {
 
   @Test
   void aClientThatStopsReadingStallsTheBackendAndEveryByteArrivesWhenItReadsAgain() {
-    Vertx vertx = Vertx.vertx();
-    try (FloodBackend flood = new FloodBackend(vertx);
-        TestGateway gw = TestGateway.start("""
-            backends:
-              - url: "${FLOOD}"
-            routing: {timeouts: {idle: 300ms}}
-            health_check: {enabled: false}
-            """, Map.of("FLOOD", flood.url()))) {
+    try (FloodBackend flood = new FloodBackend(vertx); TestGateway gw = gateway(flood, "{}")) {
       PausedStream p = openPaused(gw);
       int stalledAt = awaitStall(flood);
       System.out.printf("stalled at %d of %d events (%d KiB buffered on the way)%n", stalledAt, EVENTS,
@@ -199,8 +217,6 @@ class BackpressureTest {
         }
       }
       TestGateway.await(p.http().close());
-    } finally {
-      TestGateway.await(vertx.close());
     }
   }
 
@@ -212,15 +228,7 @@ class BackpressureTest {
    */
   @Test
   void aClientThatNeverReadsAgainIsDisconnectedAfterTheSendTimeoutAndTheBackendFreed() {
-    Vertx vertx = Vertx.vertx();
-    try (FloodBackend flood = new FloodBackend(vertx);
-        TestGateway gw = TestGateway.builder("""
-            backends:
-              - url: "${FLOOD}"
-            routing: {timeouts: {idle: 300ms}}
-            limits: {client_send_timeout: 1s}
-            health_check: {enabled: false}
-            """).vars(Map.of("FLOOD", flood.url())).captureAccessLog().start()) {
+    try (FloodBackend flood = new FloodBackend(vertx); TestGateway gw = gateway(flood, "{client_send_timeout: 1s}")) {
       PausedStream p = openPaused(gw);
       awaitStall(flood);
       long stalled = System.nanoTime();
@@ -239,8 +247,6 @@ class BackpressureTest {
       assertThat(metrics).containsPattern("llmproxy_requests_total\\{[^}]*status=\"499\"[^}]*} 1.0");
       assertThat(gw.accessLog()).contains("client_send_timeout");
       TestGateway.await(p.http().close());
-    } finally {
-      TestGateway.await(vertx.close());
     }
   }
 }
