@@ -18,13 +18,18 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backoff;
 import io.llmproxy.routing.RoutePlan;
 import io.llmproxy.stats.LatencyStats;
+import io.netty.buffer.ByteBuf;
+import io.netty.handler.codec.http.DefaultHttpRequest;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpVersion;
 import io.netty.util.Timeout;
 import io.vertx.core.Context;
-import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpHeaders;
-import io.vertx.core.http.RequestOptions;
+import io.vertx.core.internal.buffer.BufferInternal;
 import java.net.ConnectException;
 import java.util.ArrayList;
 import java.util.List;
@@ -276,7 +281,7 @@ public final class Dispatch {
     if (inFlight() > 1) {
       raced = true;
     }
-    a.start(client, options(b), spec.body());
+    a.start(client, limits.connect().toMillis());
     return true;
   }
 
@@ -388,22 +393,15 @@ public final class Dispatch {
     }
   }
 
-  private RequestOptions options(Backend b) {
-    return new RequestOptions()
-        .setMethod(spec.method())
-        .setHost(b.host())
-        .setPort(b.port())
-        .setSsl(b.ssl())
-        .setURI(b.target(spec.pathAndQuery()))
-        .setConnectTimeout(limits.connect().toMillis());
-  }
-
   /**
-   * The upstream request's headers, written straight into the request once it exists (one copy of
-   * the client's headers, not three): the client's forwardable headers, the request id, then the
-   * backend's own headers and key.
+   * The upstream request's line and headers for {@code b}: its target and {@code Host}, the client's
+   * forwardable headers, the request id, then the backend's own headers and key, and the length of
+   * the body actually sent.
    */
-  void writeHeaders(Backend b, MultiMap headers) {
+  HttpRequest requestHead(Backend b) {
+    HttpRequest head = new DefaultHttpRequest(HttpVersion.HTTP_1_1, spec.method(), b.target(spec.pathAndQuery()));
+    HttpHeaders headers = head.headers();
+    headers.set(HttpHeaderNames.HOST, b.authority());
     ForwardedHeaders.copyRequest(spec.clientHeaders(), headers, spec.clientIp());
     headers.set(ForwardedHeaders.X_REQUEST_ID, spec.requestId());
     for (Map.Entry<String, String> h : b.config().headers().entrySet()) {
@@ -411,8 +409,19 @@ public final class Dispatch {
     }
     String key = b.config().apiKey();
     if (key != null && !key.isEmpty()) {
-      headers.set(HttpHeaders.AUTHORIZATION, "Bearer " + key);
+      headers.set(HttpHeaderNames.AUTHORIZATION, "Bearer " + key);
     }
+    int length = spec.body().length();
+    HttpMethod m = spec.method();
+    if (length > 0 || m.equals(HttpMethod.POST) || m.equals(HttpMethod.PUT) || m.equals(HttpMethod.PATCH)) {
+      headers.set(HttpHeaderNames.CONTENT_LENGTH, length);
+    }
+    return head;
+  }
+
+  /** The request body, the same bytes for every attempt (its buffer is never released). */
+  ByteBuf requestBody() {
+    return ((BufferInternal) spec.body()).getByteBuf();
   }
 
   // ---- events from the attempts
@@ -421,11 +430,12 @@ public final class Dispatch {
     if (finished || winner != null) {
       return;
     }
-    int status = a.response().statusCode();
+    int status = a.status();
     RetryReason reason = status == 429 ? RetryReason.STATUS_429
         : status == 500 || status == 502 || status == 503 || status == 504 ? RetryReason.STATUS_5XX : null;
     if (reason != null) {
-      long retryAfter = status == 429 ? Backoff.parseRetryAfterNanos(a.response().getHeader(HttpHeaders.RETRY_AFTER)) : -1;
+      long retryAfter = status == 429
+          ? Backoff.parseRetryAfterNanos(a.response().headers().get(HttpHeaderNames.RETRY_AFTER)) : -1;
       if (hedged && inFlight() > 1) {
         // Another attempt is still running: drop this answer and let it, or a replacement, win.
         lastFailure = null;

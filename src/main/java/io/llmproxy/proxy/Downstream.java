@@ -3,7 +3,7 @@ package io.llmproxy.proxy;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.routing.Backend;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpClientResponse;
+import io.netty.handler.codec.http.HttpResponse;
 
 /**
  * The proxy-to-client leg, as a {@link Dispatch} drives it. Exactly one of {@link #end},
@@ -16,7 +16,7 @@ public interface Downstream {
    *
    * @param hedged more than one attempt was in flight at once
    */
-  void commit(Backend backend, int attempts, boolean hedged, HttpClientResponse response);
+  void commit(Backend backend, int attempts, boolean hedged, HttpResponse response);
 
   /**
    * Writes a chunk of the winner's body.

@@ -1,7 +1,8 @@
 package io.llmproxy.proxy;
 
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.vertx.core.MultiMap;
-import io.vertx.core.http.HttpHeaders;
 import java.util.List;
 import java.util.Map;
 
@@ -15,7 +16,7 @@ import java.util.Map;
  */
 public final class ForwardedHeaders {
   /** The request's id: read from the client, sent upstream and back to the client (encoded once). */
-  public static final CharSequence X_REQUEST_ID = HttpHeaders.createOptimized("x-request-id");
+  public static final CharSequence X_REQUEST_ID = io.vertx.core.http.HttpHeaders.createOptimized("x-request-id");
   private static final String[] HOP_BY_HOP = {
       "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer",
       "proxy-authenticate", "proxy-authorization"};
@@ -27,7 +28,7 @@ public final class ForwardedHeaders {
   private ForwardedHeaders() {}
 
   /** Copies the client's headers that may go upstream, and appends {@code clientIp} to X-Forwarded-For. */
-  public static void copyRequest(MultiMap from, MultiMap to, String clientIp) {
+  public static void copyRequest(MultiMap from, HttpHeaders to, String clientIp) {
     List<String> connection = from.getAll("connection");
     for (Map.Entry<String, String> e : from) {
       String name = e.getKey();
@@ -46,8 +47,8 @@ public final class ForwardedHeaders {
   }
 
   /** Copies the backend's response headers that may go to the client. */
-  public static void copyResponse(MultiMap from, MultiMap to) {
-    List<String> connection = from.getAll("connection");
+  public static void copyResponse(HttpHeaders from, MultiMap to) {
+    List<String> connection = from.getAll(HttpHeaderNames.CONNECTION);
     for (Map.Entry<String, String> e : from) {
       String name = e.getKey();
       if (isOneOf(name, HOP_BY_HOP) || listedIn(connection, name)) {

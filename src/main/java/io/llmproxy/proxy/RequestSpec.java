@@ -2,7 +2,7 @@ package io.llmproxy.proxy;
 
 import io.vertx.core.MultiMap;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpMethod;
+import io.netty.handler.codec.http.HttpMethod;
 
 /**
  * What goes upstream for one client request, the same for every attempt.

@@ -7,14 +7,11 @@ import io.llmproxy.metrics.GatewayMetrics.CancelReason;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.Backoff;
 import io.llmproxy.stats.LatencyStats;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpResponse;
 import io.netty.util.Timeout;
 import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpClientRequest;
-import io.vertx.core.http.HttpClientResponse;
-import io.vertx.core.http.HttpHeaders;
-import io.vertx.core.http.HttpVersion;
-import io.vertx.core.http.RequestOptions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -22,14 +19,15 @@ import java.util.concurrent.TimeUnit;
 /**
  * One upstream request of a {@link Dispatch}: the proxy-to-server and server-to-proxy legs. It sends
  * the request, scans the response as it streams, runs the first-token and idle timers, and reports
- * every event to its dispatch, which decides. Everything runs on the exchange's event loop.
+ * every event to its dispatch, which decides. Everything runs on the exchange's event loop, the
+ * upstream connection's too.
  *
  * <p>An attempt ends exactly once (ended, failed or cancelled); at that moment it gives back the
  * backend's in-flight slot and is counted in {@code llmproxy_upstream_attempts_total}. Cancelling an
- * attempt whose request is on the wire resets it, which on HTTP/1.1 closes the connection, so the
- * backend sees the disconnect and the connection never returns to the pool.
+ * attempt whose request is on the wire closes its connection, so the backend sees the disconnect and
+ * the connection never returns to the pool.
  */
-final class UpstreamAttempt {
+final class UpstreamAttempt implements UpstreamConnection.Listener {
 
   /** Why an attempt failed on its own (a bad status is decided by the dispatch instead). */
   enum Failure {
@@ -59,8 +57,7 @@ final class UpstreamAttempt {
 
   private State state = State.ACQUIRING;
   private UpstreamClient.Lease lease;
-  private HttpClientRequest request;
-  private HttpClientResponse response;
+  private HttpResponse response;
   private BodyScanner scanner;
   private boolean committed;
   /** The backend's health has heard how this attempt went (once its answer's head came, or it failed). */
@@ -103,8 +100,13 @@ final class UpstreamAttempt {
     return backend;
   }
 
-  HttpClientResponse response() {
+  /** The backend's status line and headers, once they came; null before. */
+  HttpResponse response() {
     return response;
+  }
+
+  int status() {
+    return response.status().code();
   }
 
   BodyScanner scanner() {
@@ -154,8 +156,8 @@ final class UpstreamAttempt {
     return state == State.CANCELLED && cancelReason == CancelReason.HEDGE_LOSER;
   }
 
-  void start(UpstreamClient client, RequestOptions options, Buffer body) {
-    client.lease(backend, options.getConnectTimeout()).onComplete(ar -> {
+  void start(UpstreamClient client, long connectTimeoutMs) {
+    client.lease(backend, connectTimeoutMs).onComplete(ar -> {
       if (ar.failed()) {
         if (state != State.CANCELLED) {
           fail(Failure.CONNECT, ar.cause());
@@ -167,26 +169,11 @@ final class UpstreamAttempt {
         lease.release(true); // nothing was written: the connection is as good as before
         return;
       }
-      lease.connection().request(options).onComplete(rq -> {
-        if (rq.failed()) {
-          lease.release(false);
-          if (!isDone()) {
-            fail(Failure.RESET, rq.cause()); // a kept-alive connection the backend had just closed
-          }
-          return;
-        }
-        if (state == State.CANCELLED) {
-          lease.release(false);
-          return;
-        }
-        sendOn(rq.result(), body);
-      });
+      send();
     });
   }
 
-  private void sendOn(HttpClientRequest req, Buffer body) {
-    request = req;
-    dispatch.writeHeaders(backend, request.headers());
+  private void send() {
     state = State.SENT;
     sentNanos = System.nanoTime();
     if (stream && firstTokenTimeoutMs > 0) {
@@ -197,16 +184,13 @@ final class UpstreamAttempt {
         }
       });
     }
-    request.send(body).onComplete(rar -> {
-      if (rar.succeeded()) {
-        onResponse(rar.result());
-      } else if (!isDone()) {
-        fail(Failure.RESET, rar.cause());
-      }
-    });
+    // A kept-alive connection the backend has just closed fails the write or says nothing more:
+    // both arrive as onError, a reset that is retried.
+    lease.connection().send(dispatch.requestHead(backend), dispatch.requestBody(), this);
   }
 
-  private void onResponse(HttpClientResponse r) {
+  @Override
+  public void onHead(HttpResponse r) {
     if (isDone()) {
       return;
     }
@@ -214,22 +198,16 @@ final class UpstreamAttempt {
     state = State.RECEIVING;
     headNanos = System.nanoTime();
     reportHead(r);
-    String type = r.getHeader(HttpHeaders.CONTENT_TYPE);
+    String type = r.headers().get(HttpHeaderNames.CONTENT_TYPE);
     scanner = BodyScanner.isEventStream(type) ? BodyScanner.sse(firstByteIsToken) : BodyScanner.plain();
-    r.handler(this::onChunk);
-    r.endHandler(v -> onEnd());
-    r.exceptionHandler(t -> {
-      if (!isDone()) {
-        fail(Failure.RESET, t);
-      }
-    });
     if (!stream) {
       startIdleTimer();
     }
     dispatch.onHead(this);
   }
 
-  private void onChunk(Buffer chunk) {
+  @Override
+  public void onContent(Buffer chunk) {
     if (isDone()) {
       return;
     }
@@ -255,11 +233,12 @@ final class UpstreamAttempt {
     dispatch.onChunk(this, chunk, first);
   }
 
-  private void onEnd() {
+  @Override
+  public void onEnd(boolean reusable) {
     if (isDone()) {
       return;
     }
-    if (!stream && response.statusCode() / 100 == 2) {
+    if (!stream && status() / 100 == 2) {
       stats().record(backend.name(), dispatch.statsModel(), LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
     }
     // An answer that completes undecided (not streaming, hedged; or no body byte before its end)
@@ -270,9 +249,15 @@ final class UpstreamAttempt {
     }
     end(State.ENDED);
     // A complete exchange: the connection may serve another, unless the backend said it closes.
-    lease.release(!"close".equalsIgnoreCase(response.getHeader(HttpHeaders.CONNECTION))
-        && response.version() == HttpVersion.HTTP_1_1);
+    lease.release(reusable);
     dispatch.onEnd(this);
+  }
+
+  @Override
+  public void onError(Throwable cause) {
+    if (!isDone()) {
+      fail(Failure.RESET, cause);
+    }
   }
 
   private void startIdleTimer() {
@@ -296,7 +281,7 @@ final class UpstreamAttempt {
    */
   void pause() {
     if (response != null && !isDone()) {
-      response.pause();
+      lease.connection().pause();
       paused = true;
       if (idle != null) {
         idle.suspend();
@@ -306,7 +291,7 @@ final class UpstreamAttempt {
 
   void resume() {
     if (response != null && !isDone()) {
-      response.resume();
+      lease.connection().resume();
       paused = false;
       if (idle != null) {
         idle.resume(System.nanoTime());
@@ -330,7 +315,7 @@ final class UpstreamAttempt {
     }
     cancelReason = reason;
     end(State.CANCELLED);
-    if (request != null) {
+    if (wasSent()) {
       metrics.cancelledUpstream(reason);
     }
     if (!healthReported) {
@@ -364,13 +349,13 @@ final class UpstreamAttempt {
    * Tells the backend's health what its answer's head says: a 5xx or a 429 is a failure (a 429's
    * retry-after with it), anything else an answer.
    */
-  private void reportHead(HttpClientResponse r) {
-    int status = r.statusCode();
+  private void reportHead(HttpResponse r) {
+    int status = r.status().code();
     boolean isCanary = canary && !healthReported;
     healthReported = true;
     if (status == 429) {
       backend.failed(PassiveHealth.Failure.STATUS_429,
-          Math.max(0, Backoff.parseRetryAfterNanos(r.getHeader(HttpHeaders.RETRY_AFTER))), isCanary);
+          Math.max(0, Backoff.parseRetryAfterNanos(r.headers().get(HttpHeaderNames.RETRY_AFTER))), isCanary);
     } else if (status >= 500) {
       backend.failed(PassiveHealth.Failure.STATUS_5XX, 0, isCanary);
     } else {
@@ -379,13 +364,11 @@ final class UpstreamAttempt {
   }
 
   /**
-   * Resets the request. Vert.x may call the response's handlers from inside, so the attempt must
-   * already be in its terminal state: every callback then sees {@link #isDone()} and returns.
+   * Closes the connection (on HTTP/1.1 the only way to abort a request): the backend sees the
+   * disconnect. The attempt is already in its terminal state, so a callback still on its way sees
+   * {@link #isDone()} and returns.
    */
   private void reset() {
-    if (request != null) {
-      request.reset(); // on HTTP/1.1, closes the connection: the backend sees the disconnect
-    }
     if (lease != null) {
       lease.release(false);
     }

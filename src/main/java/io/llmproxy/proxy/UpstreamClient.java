@@ -4,40 +4,55 @@ import static java.util.Objects.requireNonNull;
 
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPipeline;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.http.HttpClientAgent;
-import io.vertx.core.http.HttpClientConnection;
-import io.vertx.core.http.HttpClientOptions;
-import io.vertx.core.http.HttpConnectOptions;
-import io.vertx.core.http.HttpVersion;
+import io.vertx.core.internal.ContextInternal;
+import io.vertx.core.internal.VertxInternal;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeoutException;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLParameters;
 
 /**
  * The keep-alive HTTP/1.1 connections to the backends for one event loop. Each event loop has its
  * own, so the upstream connection lives on the same thread as the client connection and a forwarded
- * chunk never changes thread; everything here runs on that loop, without locks.
+ * chunk never changes thread; everything here runs on that loop, without locks. The connections are
+ * Netty channels on that loop ({@link UpstreamConnection}); https backends are verified against the
+ * JDK's trusted certificates, by host name.
  *
- * <p>A pool of our own on Vert.x's unpooled connections, because Vert.x's pool looks for a free
- * connection by walking all of them: after a burst of thousands of streams, every request paid for
- * every idle connection until they timed out (throughput halved). Here idle connections are a stack
- * per backend, most recently used on top (it is the warmest, and the others expire first): taking
- * and giving back are O(1). A connection is given back only after a complete exchange; one whose
- * request was reset or cut is closed, never reused. Connections per backend are capped (the cap split
- * across the event loops); requests beyond it wait, for at most the connect timeout.
+ * <p>Idle connections are a stack per backend, most recently used on top (it is the warmest, and
+ * the others expire first): taking and giving back are O(1) (Vert.x's pool, used before, walked
+ * every pooled connection on each request: after a burst of thousands of streams, throughput
+ * halved until they timed out). A connection is given back only after a complete exchange; one
+ * whose request was reset or cut is closed, never reused. Connections per backend are capped (the
+ * cap split across the event loops); requests beyond it wait, for at most the connect timeout.
  */
 public final class UpstreamClient {
   /** How often idle connections past the keep-alive timeout are closed. */
   static final long SWEEP_MS = 1_000;
 
   private final Vertx vertx;
-  private final HttpClientAgent connector;
+  private final Bootstrap bootstrap;
+  private final SslContext tls;
   private final int maxPerBackend;
   private final long keepAliveNanos;
   private final int maxWaiters;
@@ -45,24 +60,34 @@ public final class UpstreamClient {
   private long sweeper = -1;
   private boolean closed;
 
-  public UpstreamClient(Vertx vertx, GatewayConfig config, int eventLoops) {
-    this.vertx = requireNonNull(vertx, "vertx");
+  /** The pool of {@code context}'s event loop: it must be used on that loop only. */
+  public UpstreamClient(Context context, GatewayConfig config, int eventLoops) {
+    this(context, config, eventLoops, defaultTls());
+  }
+
+  /** With the TLS settings for https backends given (tests trust their own certificate). */
+  UpstreamClient(Context context, GatewayConfig config, int eventLoops, SslContext tls) {
+    this.vertx = requireNonNull(context, "context").owner();
+    this.tls = requireNonNull(tls, "tls");
     GatewayConfig.UpstreamConfig up = config.upstream();
     this.maxPerBackend = Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops);
     this.keepAliveNanos = up.keepAliveTimeout().toNanos();
     this.maxWaiters = up.maxWaitQueue();
-    this.connector = vertx.createHttpClient(new HttpClientOptions()
-        .setProtocolVersion(HttpVersion.HTTP_1_1)
-        .setKeepAlive(true)
-        .setPipelining(false)
-        .setTcpNoDelay(true)
-        .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, config.routing().timeouts().connect().toMillis()))
-        .setDecompressionSupported(false)
-        .setMaxInitialLineLength(64 * 1024)
-        .setMaxHeaderSize(64 * 1024)
-        .setVerifyHost(true)
-        .setShared(false)
-        .setName("llmproxy-upstream"));
+    VertxInternal vi = (VertxInternal) vertx;
+    this.bootstrap = new Bootstrap()
+        .group(((ContextInternal) context).nettyEventLoop())
+        .channelFactory(vi.transport().channelFactory(false))
+        .resolver(vi.nameResolver().nettyAddressResolverGroup())
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.SO_KEEPALIVE, true);
+  }
+
+  private static SslContext defaultTls() {
+    try {
+      return SslContextBuilder.forClient().build();
+    } catch (SSLException e) {
+      throw new IllegalStateException("TLS to https backends is not available: " + e.getMessage(), e);
+    }
   }
 
   /** A connection taken from the pool for one exchange; give it back with {@link #release}. */
@@ -76,7 +101,7 @@ public final class UpstreamClient {
       this.conn = conn;
     }
 
-    public HttpClientConnection connection() {
+    public UpstreamConnection connection() {
       return conn.connection;
     }
 
@@ -120,7 +145,7 @@ public final class UpstreamClient {
     for (Route r : routes.values()) {
       r.closeAll();
     }
-    return connector.close();
+    return Future.succeededFuture();
   }
 
   /** Connections open to one backend from this event loop, idle or not (for tests). */
@@ -144,11 +169,11 @@ public final class UpstreamClient {
 
   /** One connection, idle or leased. */
   private static final class Conn {
-    final HttpClientConnection connection;
+    final UpstreamConnection connection;
     boolean closed;
     long idleSince;
 
-    Conn(HttpClientConnection connection) {
+    Conn(UpstreamConnection connection) {
       this.connection = connection;
     }
 
@@ -211,28 +236,78 @@ public final class UpstreamClient {
 
     private Future<Lease> connect(long connectTimeoutMs) {
       open++;
-      HttpConnectOptions options = new HttpConnectOptions()
-          .setHost(backend.host())
-          .setPort(backend.port())
-          .setSsl(backend.ssl())
-          .setConnectTimeout(connectTimeoutMs);
-      return connector.connect(options).transform(ar -> {
-        if (ar.failed()) {
+      Promise<Lease> leased = Promise.promise();
+      ChannelFuture cf = bootstrap.clone()
+          .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE, Math.max(1, connectTimeoutMs)))
+          .handler(new ChannelInitializer<Channel>() {
+            @Override
+            protected void initChannel(Channel ch) {
+              ChannelPipeline p = ch.pipeline();
+              if (backend.ssl()) {
+                p.addLast("tls", tlsHandler(ch));
+              }
+              p.addLast("http", new HttpClientCodec(new HttpDecoderConfig()
+                  .setMaxInitialLineLength(64 * 1024)
+                  .setMaxHeaderSize(64 * 1024), false, false));
+              p.addLast("upstream", new UpstreamConnection(ch));
+            }
+          })
+          .connect(backend.host(), backend.port());
+      cf.addListener((ChannelFutureListener) f -> {
+        if (!f.isSuccess()) {
           open--;
-          return Future.failedFuture(ar.cause());
+          leased.fail(f.cause());
+          return;
         }
-        Conn c = new Conn(ar.result());
-        c.connection.closeHandler(v -> {
-          c.closed = true;
-          open--;
-          serveWaiter();
-        });
-        if (closed) {
-          c.close();
-          return Future.failedFuture(new IllegalStateException("the upstream client is closed"));
+        Channel ch = f.channel();
+        SslHandler ssl = ch.pipeline().get(SslHandler.class);
+        if (ssl == null) {
+          connected(ch, leased);
+        } else {
+          // an https backend is ready once its certificate is checked: a bad one is a connect error
+          ssl.handshakeFuture().addListener(h -> {
+            if (h.isSuccess()) {
+              connected(ch, leased);
+            } else {
+              open--;
+              ch.close();
+              leased.tryFail(h.cause());
+            }
+          });
         }
-        return Future.succeededFuture(new Lease(this, c));
       });
+      return leased.future();
+    }
+
+    private SslHandler tlsHandler(Channel ch) {
+      SslHandler h = tls.newHandler(ch.alloc(), backend.host(), backend.port());
+      SSLEngine engine = h.engine();
+      SSLParameters params = engine.getSSLParameters();
+      params.setEndpointIdentificationAlgorithm("HTTPS");
+      engine.setSSLParameters(params);
+      return h;
+    }
+
+    private void connected(Channel ch, Promise<Lease> leased) {
+      UpstreamConnection connection = ch.pipeline().get(UpstreamConnection.class);
+      Conn c = new Conn(connection);
+      Runnable onClose = () -> {
+        c.closed = true;
+        open--;
+        serveWaiter();
+      };
+      if (connection.isClosed()) { // closed before it could be handed out: its close handler never runs
+        onClose.run();
+        leased.tryFail(new java.nio.channels.ClosedChannelException());
+        return;
+      }
+      connection.closeHandler(onClose);
+      if (closed) {
+        c.close();
+        leased.tryFail(new IllegalStateException("the upstream client is closed"));
+        return;
+      }
+      leased.tryComplete(new Lease(this, c));
     }
 
     void giveBack(Conn c) {

@@ -38,6 +38,7 @@ public final class Backend {
   private final List<Glob> models;
   private final String host;
   private final int port;
+  private final String authority;
   private final boolean ssl;
   private final String basePath;
   private final boolean basePathEndsWithV1;
@@ -60,6 +61,7 @@ public final class Backend {
     this.ssl = "https".equalsIgnoreCase(url.getScheme());
     this.host = url.getHost();
     this.port = url.getPort() > 0 ? url.getPort() : (ssl ? 443 : 80);
+    this.authority = port == (ssl ? 443 : 80) ? host : host + ':' + port;
     String path = url.getRawPath() == null ? "" : url.getRawPath();
     while (path.endsWith("/")) {
       path = path.substring(0, path.length() - 1);
@@ -94,6 +96,11 @@ public final class Backend {
 
   public int port() {
     return port;
+  }
+
+  /** The {@code Host} header for this backend: the host, and the port unless it is the scheme's default. */
+  public String authority() {
+    return authority;
   }
 
   public boolean ssl() {

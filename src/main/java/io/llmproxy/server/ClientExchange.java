@@ -25,7 +25,7 @@ import io.netty.util.Timeout;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpClientResponse;
+import io.netty.handler.codec.http.HttpResponse;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -261,7 +261,7 @@ final class ClientExchange implements Downstream {
     stripUsage = services.usage() != null && stream && route == Route.MODEL && !parsed.includeUsage()
         && !req.path().endsWith("/embeddings");
     Buffer upstreamBody = parsed.rewrite(sentModel, stripUsage);
-    RequestSpec spec = new RequestSpec(req.method(), pathAndQuery(), req.headers(), clientIp(), requestId,
+    RequestSpec spec = new RequestSpec(req.method().toNetty(), pathAndQuery(), req.headers(), clientIp(), requestId,
         upstreamBody, stream, clientModel, sentModel);
     boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader(X_HEDGE));
     dispatch = new Dispatch(vertx.getOrCreateContext(), client, services.proxy(), services.config().routing(),
@@ -335,11 +335,11 @@ final class ClientExchange implements Downstream {
   // ---- Downstream: driven by the dispatch
 
   @Override
-  public void commit(Backend backend, int attempts, boolean hedged, HttpClientResponse response) {
-    status = response.statusCode();
+  public void commit(Backend backend, int attempts, boolean hedged, HttpResponse response) {
+    status = response.status().code();
     upstreamStatus = status;
     resp.setStatusCode(status);
-    String message = response.statusMessage();
+    String message = response.status().reasonPhrase();
     if (message != null && !message.isEmpty()) {
       resp.setStatusMessage(message);
     }

@@ -46,7 +46,7 @@ final class GatewayVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    client = new UpstreamClient(vertx, services.config(), eventLoops);
+    client = new UpstreamClient(context, services.config(), eventLoops);
     HttpServerOptions options = new HttpServerOptions()
         .setTcpNoDelay(true)
         .setIdleTimeout(0)

@@ -1,0 +1,240 @@
+package io.llmproxy.proxy;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.ReferenceCountUtil;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
+import java.io.IOException;
+import java.nio.channels.ClosedChannelException;
+import java.util.ArrayDeque;
+
+/**
+ * One HTTP/1.1 connection to a backend, on the event loop of the client connections it serves: the
+ * last handler of a Netty pipeline behind {@code HttpClientCodec}. It carries one exchange at a time
+ * and hands what the backend answers to that exchange's {@link Listener}, as it arrives.
+ *
+ * <p>Netty directly, not Vert.x's HTTP client: the gateway owns the pool ({@link UpstreamClient}),
+ * the request's headers ({@link Dispatch#writeHeaders}) and the cancellation (a close), so Vert.x's
+ * client added a request object, a response object, their futures and queues, and a header map
+ * copied twice, to every proxied request.
+ *
+ * <p>Reading stops when the listener pauses ({@link #pause}, the client is slow): the socket's
+ * autoRead goes off, so the backend meets TCP backpressure, and the messages already decoded from the
+ * last read wait here until {@link #resume}.
+ */
+final class UpstreamConnection extends ChannelInboundHandlerAdapter {
+
+  /** What one exchange hears from the backend. Exactly one of {@link #onEnd} and {@link #onError} ends it. */
+  interface Listener {
+    /** The response's status line and headers (an informational 1xx is skipped). */
+    void onHead(HttpResponse head);
+
+    /** A piece of the body, as it arrived (a copy: the listener may keep it). */
+    void onContent(Buffer chunk);
+
+    /**
+     * The response is complete; {@code reusable} when the connection may carry another exchange
+     * (HTTP/1.1 keep-alive, and the backend did not say {@code Connection: close}).
+     */
+    void onEnd(boolean reusable);
+
+    /** The connection failed or closed before the response was complete. */
+    void onError(Throwable cause);
+  }
+
+  private final Channel channel;
+  private Listener listener;
+  private HttpResponse head;
+  /** Inside an informational (1xx) response, whose head and empty body are not passed on. */
+  private boolean informational;
+  private boolean paused;
+  /** Messages decoded while paused, in order. */
+  private ArrayDeque<Object> held;
+  private boolean closed;
+  private Runnable closeHandler;
+
+  UpstreamConnection(Channel channel) {
+    this.channel = channel;
+  }
+
+  Channel channel() {
+    return channel;
+  }
+
+  boolean isClosed() {
+    return closed;
+  }
+
+  /** Runs once, when the connection closes (either side). */
+  void closeHandler(Runnable onClose) {
+    this.closeHandler = onClose;
+  }
+
+  /**
+   * Sends a request whose head and body go out in one write; {@code listener} hears the response.
+   * The body's buffer is not released (a held request body is replayed on a retry).
+   */
+  void send(HttpRequest request, ByteBuf body, Listener listener) {
+    if (closed) {
+      listener.onError(new ClosedChannelException());
+      return;
+    }
+    this.listener = listener;
+    head = null;
+    informational = false;
+    DefaultFullHttpRequest full = new DefaultFullHttpRequest(request.protocolVersion(), request.method(),
+        request.uri(), body, request.headers(), io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);
+    channel.writeAndFlush(full, channel.voidPromise());
+  }
+
+  /** Stops reading from the backend until {@link #resume}. */
+  void pause() {
+    if (!paused) {
+      paused = true;
+      channel.config().setAutoRead(false);
+    }
+  }
+
+  /** Reads again: first what was decoded while paused, then from the socket. */
+  void resume() {
+    if (!paused) {
+      return;
+    }
+    paused = false;
+    Object msg;
+    while (held != null && !paused && (msg = held.poll()) != null) {
+      deliver(msg);
+    }
+    if (!paused && !closed) {
+      channel.config().setAutoRead(true);
+    }
+  }
+
+  /** Closes the connection (the backend sees the disconnect); an exchange in progress hears nothing more. */
+  void close() {
+    listener = null;
+    dropHeld();
+    channel.close();
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (listener == null) {
+      // Nothing was asked: a response without a request (or to one cut off) ends the connection.
+      ReferenceCountUtil.release(msg);
+      if (!closed) {
+        channel.close();
+      }
+      return;
+    }
+    if (paused) {
+      if (held == null) {
+        held = new ArrayDeque<>(4);
+      }
+      held.add(msg);
+      return;
+    }
+    deliver(msg);
+  }
+
+  private void deliver(Object msg) {
+    Listener l = listener;
+    if (l == null) {
+      ReferenceCountUtil.release(msg);
+      return;
+    }
+    if (msg instanceof HttpResponse r) {
+      if (r.decoderResult().isFailure()) {
+        ReferenceCountUtil.release(msg);
+        fail(r.decoderResult().cause());
+        return;
+      }
+      int code = r.status().code();
+      informational = code >= 100 && code < 200 && code != HttpResponseStatus.SWITCHING_PROTOCOLS.code();
+      if (!informational) {
+        head = r;
+        l.onHead(r);
+      }
+    }
+    if (msg instanceof HttpContent c) {
+      if (c.decoderResult().isFailure()) {
+        c.release();
+        fail(c.decoderResult().cause());
+        return;
+      }
+      ByteBuf content = c.content();
+      boolean last = msg instanceof LastHttpContent;
+      if (informational) {
+        c.release();
+        informational = !last;
+        return;
+      }
+      if (content.isReadable()) {
+        l.onContent(BufferInternal.safeBuffer(content)); // copied into a heap buffer, the pooled one released
+        if (listener != l) {
+          return; // the exchange was ended from inside onContent (cancelled)
+        }
+      } else {
+        c.release();
+      }
+      if (last) {
+        boolean reusable = head != null && head.protocolVersion() == HttpVersion.HTTP_1_1 && HttpUtil.isKeepAlive(head)
+            && !closed;
+        listener = null;
+        head = null;
+        l.onEnd(reusable);
+      }
+    }
+  }
+
+  private void fail(Throwable cause) {
+    Listener l = listener;
+    listener = null;
+    dropHeld();
+    channel.close();
+    if (l != null) {
+      l.onError(cause);
+    }
+  }
+
+  private void dropHeld() {
+    if (held != null) {
+      Object m;
+      while ((m = held.poll()) != null) {
+        ReferenceCountUtil.release(m);
+      }
+    }
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    closed = true;
+    Listener l = listener;
+    listener = null;
+    dropHeld();
+    if (l != null) {
+      l.onError(new ClosedChannelException());
+    }
+    if (closeHandler != null) {
+      Runnable h = closeHandler;
+      closeHandler = null;
+      h.run();
+    }
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    fail(cause instanceof IOException ? cause : new IOException(cause.getMessage(), cause));
+  }
+}
