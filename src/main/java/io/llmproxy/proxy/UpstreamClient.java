@@ -22,15 +22,14 @@ import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.internal.ContextInternal;
 import io.vertx.core.internal.VertxInternal;
+import java.io.File;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeoutException;
-import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
-import javax.net.ssl.SSLParameters;
 
 /**
  * The keep-alive HTTP/1.1 connections to the backends for one event loop. Each event loop has its
@@ -62,13 +61,16 @@ public final class UpstreamClient {
 
   /** The pool of {@code context}'s event loop: it must be used on that loop only. */
   public UpstreamClient(Context context, GatewayConfig config, int eventLoops) {
-    this(context, config, eventLoops, defaultTls());
+    this(context, config, eventLoops, null);
   }
 
-  /** With the TLS settings for https backends given (tests trust their own certificate). */
-  UpstreamClient(Context context, GatewayConfig config, int eventLoops, SslContext tls) {
+  /**
+   * @param trustedCertificates a PEM file the https backends' certificates must chain to instead of
+   *     the JDK's trusted authorities (tests trust their own certificate); null for the JDK's
+   */
+  UpstreamClient(Context context, GatewayConfig config, int eventLoops, File trustedCertificates) {
     this.vertx = requireNonNull(context, "context").owner();
-    this.tls = requireNonNull(tls, "tls");
+    this.tls = tls(trustedCertificates);
     GatewayConfig.UpstreamConfig up = config.upstream();
     this.maxPerBackend = Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops);
     this.keepAliveNanos = up.keepAliveTimeout().toNanos();
@@ -82,9 +84,14 @@ public final class UpstreamClient {
         .option(ChannelOption.SO_KEEPALIVE, true);
   }
 
-  private static SslContext defaultTls() {
+  /** TLS to https backends: their certificate must be trusted and name the host the URL names. */
+  private static SslContext tls(File trustedCertificates) {
     try {
-      return SslContextBuilder.forClient().build();
+      SslContextBuilder b = SslContextBuilder.forClient().endpointIdentificationAlgorithm("HTTPS");
+      if (trustedCertificates != null) {
+        b.trustManager(trustedCertificates);
+      }
+      return b.build();
     } catch (SSLException e) {
       throw new IllegalStateException("TLS to https backends is not available: " + e.getMessage(), e);
     }
@@ -244,7 +251,7 @@ public final class UpstreamClient {
             protected void initChannel(Channel ch) {
               ChannelPipeline p = ch.pipeline();
               if (backend.ssl()) {
-                p.addLast("tls", tlsHandler(ch));
+                p.addLast("tls", tls.newHandler(ch.alloc(), backend.host(), backend.port()));
               }
               p.addLast("http", new HttpClientCodec(new HttpDecoderConfig()
                   .setMaxInitialLineLength(64 * 1024)
@@ -277,15 +284,6 @@ public final class UpstreamClient {
         }
       });
       return leased.future();
-    }
-
-    private SslHandler tlsHandler(Channel ch) {
-      SslHandler h = tls.newHandler(ch.alloc(), backend.host(), backend.port());
-      SSLEngine engine = h.engine();
-      SSLParameters params = engine.getSSLParameters();
-      params.setEndpointIdentificationAlgorithm("HTTPS");
-      engine.setSSLParameters(params);
-      return h;
     }
 
     private void connected(Channel ch, Promise<Lease> leased) {

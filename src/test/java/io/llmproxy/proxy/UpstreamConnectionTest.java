@@ -1,0 +1,194 @@
+package io.llmproxy.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.llmproxy.config.ConfigLoader;
+import io.llmproxy.config.GatewayConfig;
+import io.llmproxy.routing.Backend;
+import io.netty.buffer.Unpooled;
+import io.netty.handler.codec.http.DefaultHttpRequest;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpVersion;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.net.NetServer;
+import io.vertx.core.net.SelfSignedCertificate;
+import java.io.File;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The upstream connection below the gateway's features: https backends verified by host name, and
+ * the HTTP/1.1 framing a backend may use (informational responses, {@code Connection: close}, a cut
+ * body), each checked on a real server on port 0.
+ */
+class UpstreamConnectionTest {
+  private Vertx vertx;
+  private Context context;
+
+  @BeforeEach
+  void setUp() {
+    vertx = Vertx.vertx();
+    context = vertx.getOrCreateContext();
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+  }
+
+  /** What one exchange heard. */
+  record Heard(int status, String body, boolean reusable, Throwable error) {}
+
+  @Test
+  void anHttpsBackendIsVerifiedByItsHostNameAndServes() throws Exception {
+    SelfSignedCertificate cert = SelfSignedCertificate.create("localhost");
+    int port = https(cert);
+    UpstreamClient client = client(cert);
+    Heard h = exchange(client, backend("https://localhost:" + port));
+    assertThat(h.error()).isNull();
+    assertThat(h.status()).isEqualTo(200);
+    assertThat(h.body()).isEqualTo("over tls");
+    assertThat(h.reusable()).isTrue();
+  }
+
+  @Test
+  void anHttpsBackendWhoseCertificateNamesAnotherHostIsAConnectError() throws Exception {
+    SelfSignedCertificate cert = SelfSignedCertificate.create("backend.example");
+    int port = https(cert);
+    UpstreamClient client = client(cert); // trusted, but issued to another name
+    Backend backend = backend("https://localhost:" + port);
+    Throwable failed = onContext(() -> client.lease(backend, 2_000))
+        .handle((lease, t) -> t).get(10, TimeUnit.SECONDS);
+    assertThat(failed).as("the lease fails: the certificate does not name localhost").isNotNull();
+  }
+
+  @Test
+  void informationalResponsesAreSkipped() throws Exception {
+    int port = raw("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        + "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    Heard h = exchange(client(null), backend("http://127.0.0.1:" + port));
+    assertThat(h.status()).isEqualTo(200);
+    assertThat(h.body()).isEqualTo("ok");
+    assertThat(h.reusable()).isTrue();
+  }
+
+  @Test
+  void aBackendThatSaysConnectionCloseIsNotReused() throws Exception {
+    int port = raw("HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\nok");
+    Heard h = exchange(client(null), backend("http://127.0.0.1:" + port));
+    assertThat(h.body()).isEqualTo("ok");
+    assertThat(h.reusable()).isFalse();
+  }
+
+  @Test
+  void aBodyCutShortIsAnError() throws Exception {
+    int port = raw("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly a part", true);
+    Heard h = exchange(client(null), backend("http://127.0.0.1:" + port));
+    assertThat(h.status()).isEqualTo(200);
+    assertThat(h.error()).as("the connection closed before the 100 bytes came").isNotNull();
+  }
+
+  // ---- helpers
+
+  private UpstreamClient client(SelfSignedCertificate trusted) throws Exception {
+    GatewayConfig config = ConfigLoader.parse("backends: [{url: \"http://127.0.0.1:1\"}]\n", name -> null);
+    return new UpstreamClient(context, config, 1, trusted == null ? null : new File(trusted.certificatePath()));
+  }
+
+  private Backend backend(String url) throws Exception {
+    GatewayConfig config = ConfigLoader.parse("backends: [{url: \"" + url + "\"}]\n", name -> null);
+    return new Backend(config.backends().get(0), 0, false);
+  }
+
+  private int https(SelfSignedCertificate cert) throws Exception {
+    HttpServer server = vertx.createHttpServer(new HttpServerOptions().setSsl(true)
+        .setKeyCertOptions(cert.keyCertOptions()))
+        .requestHandler(req -> req.response().end("over tls"));
+    return server.listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS)
+        .actualPort();
+  }
+
+  /** A server that answers the first request of each connection with {@code bytes}, exactly. */
+  private int raw(String bytes) throws Exception {
+    return raw(bytes, false);
+  }
+
+  private int raw(String bytes, boolean thenClose) throws Exception {
+    NetServer server = vertx.createNetServer().connectHandler(socket -> {
+      boolean[] answered = {false};
+      socket.handler(in -> {
+        if (!answered[0]) {
+          answered[0] = true;
+          socket.write(Buffer.buffer(bytes));
+          if (thenClose) {
+            socket.close();
+          }
+        }
+      });
+    });
+    return server.listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS)
+        .actualPort();
+  }
+
+  /** One GET on a leased connection, heard to its end or error; the lease given back as the connection says. */
+  private Heard exchange(UpstreamClient client, Backend backend) throws Exception {
+    CompletableFuture<Heard> heard = new CompletableFuture<>();
+    context.runOnContext(v -> client.lease(backend, 2_000).onComplete(ar -> {
+      if (ar.failed()) {
+        heard.complete(new Heard(0, null, false, ar.cause()));
+        return;
+      }
+      UpstreamClient.Lease lease = ar.result();
+      HttpRequest head = new DefaultHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET, "/");
+      head.headers().set(HttpHeaderNames.HOST, backend.authority());
+      StringBuilder body = new StringBuilder();
+      int[] status = {0};
+      lease.connection().send(head, Unpooled.EMPTY_BUFFER, new UpstreamConnection.Listener() {
+        @Override
+        public void onHead(HttpResponse r) {
+          status[0] = r.status().code();
+        }
+
+        @Override
+        public void onContent(Buffer chunk) {
+          body.append(chunk.toString());
+        }
+
+        @Override
+        public void onEnd(boolean reusable) {
+          lease.release(reusable);
+          heard.complete(new Heard(status[0], body.toString(), reusable, null));
+        }
+
+        @Override
+        public void onError(Throwable cause) {
+          lease.release(false);
+          heard.complete(new Heard(status[0], body.toString(), false, cause));
+        }
+      });
+    }));
+    return heard.get(10, TimeUnit.SECONDS);
+  }
+
+  private <T> CompletableFuture<T> onContext(java.util.function.Supplier<io.vertx.core.Future<T>> call) {
+    CompletableFuture<T> result = new CompletableFuture<>();
+    context.runOnContext(v -> call.get().onComplete(ar -> {
+      if (ar.succeeded()) {
+        result.complete(ar.result());
+      } else {
+        result.completeExceptionally(ar.cause());
+      }
+    }));
+    return result;
+  }
+}
