@@ -25,7 +25,6 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpVersion;
-import io.netty.util.Timeout;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -91,8 +90,8 @@ public final class Dispatch {
   private boolean finished;
   private int retries;
   private long retryTimer = -1;
-  private Timeout totalTimer;
-  private Timeout hedgeTimer;
+  private Timeouts.Timer totalTimer;
+  private Timeouts.Timer hedgeTimer;
   private long deadlineNanos;
   private long clientFirstTokenNanos;
   private long firstByteForwardedNanos;

@@ -1,42 +1,59 @@
 package io.llmproxy.proxy;
 
-import io.netty.util.HashedWheelTimer;
-import io.netty.util.Timeout;
+import io.netty.util.concurrent.ScheduledFuture;
 import io.vertx.core.Context;
+import io.vertx.core.internal.ContextInternal;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The request timeouts (total, first token, idle, the client's body) on one hashed timer wheel
- * (Netty's) for the whole gateway, instead of a Vert.x timer each. Almost every request ends long before its timeouts, so
- * what matters is that arming and cancelling are cheap: on the wheel they are an enqueue, where a
- * Vert.x timer costs a map entry and a priority-queue insert and removal on the event loop. A
- * timeout that fires hops back to the request's own context, so its handler runs on the request's
- * event loop like everything else about the request. Resolution is {@link #TICK_MS} ms.
+ * The request timeouts (total, first token, idle, hedge, the client's body and send) as tasks on the
+ * Netty event loop of the request's context, without Vert.x's timer map and without another thread.
+ * Almost every request ends long before its timeouts, so what matters is that arming and cancelling
+ * are cheap: on the loop's own scheduled-task queue they are an insert and a removal, both on the
+ * thread that runs the request (a timer wheel on a thread of its own cost two cross-thread queue
+ * operations and that thread's wake-ups every 10 ms). A timeout that fires runs dispatched on the
+ * request's context, like everything else about the request.
  */
-public final class Timeouts implements AutoCloseable {
-  static final long TICK_MS = 10;
+public final class Timeouts {
 
-  private final HashedWheelTimer wheel;
-
-  public Timeouts() {
-    this.wheel = new HashedWheelTimer(r -> {
-      Thread t = new Thread(r, "llmproxy-timeouts");
-      t.setDaemon(true);
-      return t;
-    }, TICK_MS, TimeUnit.MILLISECONDS, 512);
-    wheel.start();
+  /** Runs {@code action} on {@code context} after {@code delayMs}, unless the returned timer is cancelled first. */
+  public Timer schedule(Context context, long delayMs, Runnable action) {
+    Timer t = new Timer((ContextInternal) context, action);
+    t.task = t.context.nettyEventLoop().schedule(t, Math.max(1, delayMs), TimeUnit.MILLISECONDS);
+    return t;
   }
 
-  /** Runs {@code action} on {@code context} after {@code delayMs}, unless the returned handle is cancelled first. */
-  public Timeout schedule(Context context, long delayMs, Runnable action) {
-    return wheel.newTimeout(t -> context.runOnContext(v -> action.run()), delayMs, TimeUnit.MILLISECONDS);
+  /** A pending timeout; see {@link #schedule}. */
+  public static final class Timer implements Runnable {
+    private final ContextInternal context;
+    private final Runnable action;
+    private ScheduledFuture<?> task;
+    private boolean cancelled;
+
+    private Timer(ContextInternal context, Runnable action) {
+      this.context = context;
+      this.action = action;
+    }
+
+    /** The action will not run (if it has not yet). */
+    public void cancel() {
+      cancelled = true;
+      task.cancel(false);
+    }
+
+    @Override
+    public void run() {
+      if (!cancelled) {
+        context.dispatch(action);
+      }
+    }
   }
 
   /**
    * A timeout on silence: {@code onQuiet} runs on {@code context} once {@code timeoutNanos} pass
-   * with no {@link Quiet#touch}. It takes one wheel entry per quiet period, re-armed lazily when it
-   * finds there was activity, instead of one per touch (a touch is a field write). Everything about
-   * it runs on {@code context}.
+   * with no {@link Quiet#touch}. It takes one scheduled task per quiet period, re-armed lazily when
+   * it finds there was activity, instead of one per touch (a touch is a field write). Everything
+   * about it runs on {@code context}.
    */
   public Quiet quiet(Context context, long timeoutNanos, Runnable onQuiet) {
     Quiet q = new Quiet(context, timeoutNanos, onQuiet);
@@ -50,7 +67,7 @@ public final class Timeouts implements AutoCloseable {
     private final long timeoutNanos;
     private final Runnable onQuiet;
     private long lastNanos = System.nanoTime();
-    private Timeout pending;
+    private Timer pending;
     private boolean cancelled;
     private boolean suspended;
 
@@ -85,7 +102,7 @@ public final class Timeouts implements AutoCloseable {
     }
 
     private void arm(long delayNanos) {
-      pending = schedule(context, Math.max(1, TimeUnit.NANOSECONDS.toMillis(delayNanos)), () -> {
+      pending = schedule(context, TimeUnit.NANOSECONDS.toMillis(delayNanos), () -> {
         pending = null;
         if (cancelled) {
           return;
@@ -102,10 +119,5 @@ public final class Timeouts implements AutoCloseable {
         }
       });
     }
-  }
-
-  @Override
-  public void close() {
-    wheel.stop();
   }
 }

@@ -9,7 +9,6 @@ import io.llmproxy.routing.Backoff;
 import io.llmproxy.stats.LatencyStats;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpResponse;
-import io.netty.util.Timeout;
 import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
 import java.util.ArrayList;
@@ -64,7 +63,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
   private boolean healthReported;
   private CancelReason cancelReason;
   private Throwable cause;
-  private Timeout timer;
+  private Timeouts.Timer timer;
   /** {@code timeouts.idle}, once the response (streaming: its first token) has started; null before and after. */
   private Timeouts.Quiet idle;
   /** The client is slow: chunks are not read ({@link #pause}), so silence is not the backend's. */

@@ -21,7 +21,7 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.CandidateGroup;
 import io.llmproxy.routing.Router;
 import io.llmproxy.usage.UsageEvent;
-import io.netty.util.Timeout;
+import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -77,6 +77,8 @@ final class ClientExchange implements Downstream {
 
   private final GatewayServices services;
   private final Vertx vertx;
+  /** The client connection's context (its event loop): the timers and the dispatch run on it. */
+  private final Context context;
   private final UpstreamClient client;
   private final HttpServerRequest req;
   private final HttpServerResponse resp;
@@ -94,7 +96,7 @@ final class ClientExchange implements Downstream {
   /** The body's read timeout ({@code limits.client_body_timeout}) while the body is arriving; null otherwise. */
   private Timeouts.Quiet bodyTimer;
   /** Runs while the client's write queue is full ({@code limits.client_send_timeout}); null otherwise. */
-  private Timeout sendTimer;
+  private Timeouts.Timer sendTimer;
   private boolean sseResponse;
   private int status;
   /** The status of the response the backend gave (status says what the client got, 499 if it left). */
@@ -114,6 +116,7 @@ final class ClientExchange implements Downstream {
   ClientExchange(GatewayServices services, Vertx vertx, UpstreamClient client, HttpServerRequest req, Route route) {
     this.services = services;
     this.vertx = vertx;
+    this.context = vertx.getOrCreateContext();
     this.client = client;
     this.req = req;
     this.resp = req.response();
@@ -190,7 +193,7 @@ final class ClientExchange implements Downstream {
   private void startBodyTimer(Runnable onTimeout) {
     long timeoutNanos = services.config().limits().clientBodyTimeout().toNanos();
     if (timeoutNanos > 0) {
-      bodyTimer = services.timeouts().quiet(vertx.getOrCreateContext(), timeoutNanos, () -> {
+      bodyTimer = services.timeouts().quiet(context, timeoutNanos, () -> {
         if (!done) {
           onTimeout.run();
         }
@@ -264,7 +267,7 @@ final class ClientExchange implements Downstream {
     RequestSpec spec = new RequestSpec(req.method().toNetty(), pathAndQuery(), req.headers(), clientIp(), requestId,
         upstreamBody, stream, clientModel, sentModel);
     boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader(X_HEDGE));
-    dispatch = new Dispatch(vertx.getOrCreateContext(), client, services.proxy(), services.config().routing(),
+    dispatch = new Dispatch(context, client, services.proxy(), services.config().routing(),
         router.plan(clientModel, sentModel, stream, group, affinityKey), spec, this, hedgeable);
     dispatch.start();
   }
@@ -386,7 +389,7 @@ final class ClientExchange implements Downstream {
     }
     long timeoutMs = services.config().limits().clientSendTimeout().toMillis();
     if (sendTimer == null && timeoutMs > 0) {
-      sendTimer = services.timeouts().schedule(vertx.getOrCreateContext(), timeoutMs, () -> {
+      sendTimer = services.timeouts().schedule(context, timeoutMs, () -> {
         sendTimer = null;
         if (!done && resp.writeQueueFull()) {
           disconnectSlowClient(timeoutMs);

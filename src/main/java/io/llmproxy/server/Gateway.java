@@ -318,7 +318,6 @@ public final class Gateway {
         .onComplete(ar -> vertx.close().onComplete(closed -> {
           closeStore();
           accessLog.close();
-          timeouts.close();
           metrics.close();
           done.complete();
         }));
