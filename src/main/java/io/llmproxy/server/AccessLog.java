@@ -1,7 +1,5 @@
 package io.llmproxy.server;
 
-import java.time.Instant;
-
 /**
  * One line per request (SPEC §8) on standard output, formatted and written in batches by an
  * {@link AccessLogWriter} thread so that logging costs an event loop only a queue insert. JSON by
@@ -62,173 +60,99 @@ final class AccessLog implements AutoCloseable {
   }
 
   static String toJson(Entry e) {
-    StringBuilder sb = new StringBuilder(320);
-    appendJson(sb, e);
-    return sb.toString();
+    LogLine line = new LogLine(512);
+    appendJson(line, e);
+    return line.toString();
   }
 
-  /** The JSON line, written straight into the writer's batch (no generator, no intermediate string). */
-  static void appendJson(StringBuilder sb, Entry e) {
-    sb.append("{\"time\":\"").append(isoMillis(e.timeMillis())).append("\",\"level\":\"INFO\",\"type\":\"access\"");
-    string(sb, "request_id", e.requestId());
-    string(sb, "method", e.method());
-    string(sb, "path", e.path());
-    string(sb, "client_ip", e.clientIp());
+  /** The JSON line, written straight into the writer's batch as UTF-8 (no generator, no string). */
+  static void appendJson(LogLine l, Entry e) {
+    l.ascii("{\"time\":\"").isoMillis(e.timeMillis()).ascii("\",\"level\":\"INFO\",\"type\":\"access\"");
+    string(l, ",\"request_id\":", e.requestId());
+    string(l, ",\"method\":", e.method());
+    string(l, ",\"path\":", e.path());
+    string(l, ",\"client_ip\":", e.clientIp());
     if (e.keyName() != null || e.userId() != null) {
-      string(sb, "key_name", e.keyName());
-      string(sb, "user_id", e.userId());
+      string(l, ",\"key_name\":", e.keyName());
+      string(l, ",\"user_id\":", e.userId());
     }
-    string(sb, "model", e.model());
-    string(sb, "model_sent", e.modelSent());
-    string(sb, "backend", e.backend());
-    sb.append(",\"attempts\":").append(e.attempts())
-        .append(",\"hedged\":").append(e.hedged())
-        .append(",\"status\":").append(e.status())
-        .append(",\"stream\":").append(e.stream());
+    string(l, ",\"model\":", e.model());
+    string(l, ",\"model_sent\":", e.modelSent());
+    string(l, ",\"backend\":", e.backend());
+    l.ascii(",\"attempts\":").num(e.attempts())
+        .ascii(",\"hedged\":").bool(e.hedged())
+        .ascii(",\"status\":").num(e.status())
+        .ascii(",\"stream\":").bool(e.stream());
     if (e.ttftMs() >= 0) {
-      sb.append(",\"ttft_ms\":").append(round(e.ttftMs()));
+      l.ascii(",\"ttft_ms\":").millis(e.ttftMs());
     }
-    sb.append(",\"latency_ms\":").append(round(e.latencyMs()));
+    l.ascii(",\"latency_ms\":").millis(e.latencyMs());
     if (e.promptTokens() >= 0) {
-      sb.append(",\"prompt_tokens\":").append(e.promptTokens());
+      l.ascii(",\"prompt_tokens\":").num(e.promptTokens());
     }
     if (e.completionTokens() >= 0) {
-      sb.append(",\"completion_tokens\":").append(e.completionTokens());
+      l.ascii(",\"completion_tokens\":").num(e.completionTokens());
     }
-    sb.append(",\"bytes\":").append(e.bytesOut());
+    l.ascii(",\"bytes\":").num(e.bytesOut());
     if (e.error() != null) {
-      string(sb, "error", e.error());
+      string(l, ",\"error\":", e.error());
     }
-    sb.append('}');
+    l.ascii('}');
   }
 
   /** {@code ,"name":"value"} with the value escaped as RFC 8259 requires, or {@code null}. */
-  private static void string(StringBuilder sb, String name, String value) {
-    sb.append(",\"").append(name).append("\":");
+  private static void string(LogLine l, String nameAndColon, String value) {
+    l.ascii(nameAndColon);
     if (value == null) {
-      sb.append("null");
-      return;
-    }
-    sb.append('"');
-    escaped(sb, value);
-    sb.append('"');
-  }
-
-  /** The value with JSON's escapes for quotes, backslashes and control characters. */
-  private static void escaped(StringBuilder sb, String value) {
-    int plain = 0;
-    while (plain < value.length()) {
-      char c = value.charAt(plain);
-      if (c < 0x20 || c == '"' || c == '\\') {
-        break;
-      }
-      plain++;
-    }
-    if (plain == value.length()) { // nothing to escape (the usual case): one copy
-      sb.append(value);
-      return;
-    }
-    sb.append(value, 0, plain);
-    for (int i = plain; i < value.length(); i++) {
-      char c = value.charAt(i);
-      switch (c) {
-        case '"' -> sb.append("\\\"");
-        case '\\' -> sb.append("\\\\");
-        case '\n' -> sb.append("\\n");
-        case '\r' -> sb.append("\\r");
-        case '\t' -> sb.append("\\t");
-        default -> {
-          if (c < 0x20) {
-            sb.append("\\u00").append(HEX[c >> 4]).append(HEX[c & 0xf]);
-          } else {
-            sb.append(c);
-          }
-        }
-      }
+      l.escaped(null);
+    } else {
+      l.ascii('"').escaped(value).ascii('"');
     }
   }
-
-  private static final char[] HEX = "0123456789abcdef".toCharArray();
 
   static String toText(Entry e) {
-    StringBuilder sb = new StringBuilder(256);
-    appendText(sb, e);
-    return sb.toString();
+    LogLine line = new LogLine(512);
+    appendText(line, e);
+    return line.toString();
   }
 
-  static void appendText(StringBuilder sb, Entry e) {
-    sb.append(isoMillis(e.timeMillis())).append(" access request_id=");
-    text(sb, e.requestId());
-    sb.append(" method=").append(e.method()).append(" path=");
-    text(sb, e.path());
-    sb.append(" client_ip=");
-    text(sb, e.clientIp());
+  static void appendText(LogLine l, Entry e) {
+    l.isoMillis(e.timeMillis()).ascii(" access request_id=").escaped(e.requestId())
+        .ascii(" method=").escaped(e.method())
+        .ascii(" path=").escaped(e.path())
+        .ascii(" client_ip=").escaped(e.clientIp());
     if (e.keyName() != null || e.userId() != null) {
-      sb.append(" key_name=\"");
-      text(sb, String.valueOf(e.keyName()).replace("\"", "'"));
-      sb.append("\" user_id=");
-      text(sb, e.userId());
+      l.ascii(" key_name=\"").escaped(String.valueOf(e.keyName()).replace("\"", "'"))
+          .ascii("\" user_id=").escaped(e.userId());
     }
-    sb.append(" model=");
-    text(sb, e.model());
-    sb.append(" model_sent=");
-    text(sb, e.modelSent());
-    sb.append(" backend=");
-    text(sb, e.backend());
-    sb.append(" attempts=").append(e.attempts())
-        .append(" hedged=").append(e.hedged())
-        .append(" status=").append(e.status())
-        .append(" stream=").append(e.stream());
+    l.ascii(" model=").escaped(e.model())
+        .ascii(" model_sent=").escaped(e.modelSent())
+        .ascii(" backend=").escaped(e.backend())
+        .ascii(" attempts=").num(e.attempts())
+        .ascii(" hedged=").bool(e.hedged())
+        .ascii(" status=").num(e.status())
+        .ascii(" stream=").bool(e.stream());
     if (e.ttftMs() >= 0) {
-      sb.append(" ttft_ms=").append(round(e.ttftMs()));
+      l.ascii(" ttft_ms=").millis(e.ttftMs());
     }
-    sb.append(" latency_ms=").append(round(e.latencyMs()));
+    l.ascii(" latency_ms=").millis(e.latencyMs());
     if (e.promptTokens() >= 0) {
-      sb.append(" prompt_tokens=").append(e.promptTokens());
+      l.ascii(" prompt_tokens=").num(e.promptTokens());
     }
     if (e.completionTokens() >= 0) {
-      sb.append(" completion_tokens=").append(e.completionTokens());
+      l.ascii(" completion_tokens=").num(e.completionTokens());
     }
-    sb.append(" bytes=").append(e.bytesOut());
+    l.ascii(" bytes=").num(e.bytesOut());
     if (e.error() != null) {
-      sb.append(" error=\"");
-      text(sb, e.error().replace("\"", "'"));
-      sb.append('"');
+      // a value of the text line is escaped as in the JSON line (a line break becomes backslash and
+      // n): a model name or an error with a line break in it cannot start a line of its own
+      l.ascii(" error=\"").escaped(e.error().replace("\"", "'")).ascii('"');
     }
   }
 
-  /**
-   * A value of the text line, escaped as in the JSON line (a line break becomes backslash and n): a
-   * model name or an error with a line break in it cannot start a line of its own.
-   */
-  private static void text(StringBuilder sb, String value) {
-    if (value == null) {
-      sb.append("null");
-    } else {
-      escaped(sb, value);
-    }
-  }
-
-  /** The second last formatted, shared by all threads (immutable, so a stale read is harmless). */
-  private record Second(long epochSecond, String prefix) {}
-
-  private static volatile Second second = new Second(-1, "");
-
-  /** ISO-8601 UTC with milliseconds ({@code 2026-01-14T10:00:00.123Z}), formatting each second once. */
+  /** ISO-8601 UTC with milliseconds ({@code 2026-01-14T10:00:00.123Z}), as the lines write it. */
   static String isoMillis(long epochMillis) {
-    long sec = Math.floorDiv(epochMillis, 1000);
-    Second s = second;
-    if (s.epochSecond() != sec) {
-      String full = Instant.ofEpochSecond(sec).toString(); // 2026-01-14T10:00:00Z
-      s = new Second(sec, full.substring(0, full.length() - 1));
-      second = s;
-    }
-    int ms = (int) Math.floorMod(epochMillis, 1000);
-    char[] tail = {'.', (char) ('0' + ms / 100), (char) ('0' + ms / 10 % 10), (char) ('0' + ms % 10), 'Z'};
-    return s.prefix().concat(new String(tail));
+    return new LogLine(32).isoMillis(epochMillis).toString();
   }
 
-  private static double round(double ms) {
-    return Math.round(ms * 1000) / 1000.0;
-  }
 }

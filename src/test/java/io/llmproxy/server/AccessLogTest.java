@@ -57,6 +57,22 @@ class AccessLogTest {
   }
 
   @Test
+  void numbersAndTextOutsideTheBasicPlaneAreWrittenAsJsonReadsThem() throws Exception {
+    String emoji = "model-\uD83D\uDE80-\u00e9";
+    AccessLog.Entry e = new AccessLog.Entry(0, "r", "POST", "/", null, emoji, null, null, 1, false, 200, true,
+        0.0004, 12_345_678.9, Long.MAX_VALUE, 0, 0, null, null, null);
+    String json = AccessLog.toJson(e);
+    JsonNode n = new ObjectMapper().readTree(json);
+    assertThat(n.path("model").asText()).isEqualTo(emoji);
+    assertThat(json).contains("\"ttft_ms\":0.0,").contains("\"latency_ms\":12345678.9,")
+        .contains("\"prompt_tokens\":" + Long.MAX_VALUE + ",").contains("\"completion_tokens\":0,");
+    assertThat(new LogLine(4).millis(2).toString()).isEqualTo("2.0");
+    assertThat(new LogLine(4).millis(1.05).toString()).isEqualTo("1.05");
+    assertThat(new LogLine(4).millis(-3.25).toString()).isEqualTo("-3.25");
+    assertThat(new LogLine(4).num(-120).toString()).isEqualTo("-120");
+  }
+
+  @Test
   void timestampsKeepMilliseconds() {
     assertThat(AccessLog.isoMillis(1_768_384_800_007L)).isEqualTo("2026-01-14T10:00:00.007Z");
     assertThat(AccessLog.isoMillis(1_768_384_801_999L)).isEqualTo("2026-01-14T10:00:01.999Z");
