@@ -235,6 +235,11 @@ final class UpstreamConnection extends ChannelInboundHandlerAdapter {
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    if (!channel.isActive() && listener == null) {
+      // Still connecting (epoll can report a read on a socket whose connect is pending, which fails
+      // with NotYetConnectedException): the connect's own outcome decides, not this.
+      return;
+    }
     fail(cause instanceof IOException ? cause : new IOException(cause.getMessage(), cause));
   }
 }

@@ -62,6 +62,10 @@ class OpenAiSdkTest {
     gw = TestGateway.start(YAML,
         base.withName("a").withModels(BACKEND_MODEL, "text-embedder"),
         base.withName("broken").withModels("broken-model").withFail(1.0, 400));
+    // The gateway asks each backend for its models as it starts: that request is let happen before
+    // the tests count the requests a backend saw.
+    await().atMost(Duration.ofSeconds(5)).until(() -> gw.sims.stream()
+        .allMatch(s -> s.requests().stream().anyMatch(r -> r.path().equals("/v1/models"))));
     client = OpenAIOkHttpClient.builder()
         .baseUrl(gw.url() + "/v1")
         .apiKey("test")
