@@ -83,9 +83,10 @@ final class ConfigBinder {
     LimitsConfig limits = limits(top.section("limits"));
     UpstreamConfig upstream = upstream(top.section("upstream"));
     Duration drainTimeout = top.get("drain_timeout").duration(Duration.ofSeconds(30));
+    IoTransport transport = top.get("transport").enumValue(IoTransport.class, IoTransport.AUTO);
     return new GatewayConfig(listen, backends.backends(), strategy, routing, healthCheck, outlierDetection,
         rateLimit, auth, admin, apiKeys, usageHook, metrics, logging, dataDir, limits, upstream, drainTimeout,
-        explicitSections(tree));
+        transport, explicitSections(tree));
   }
 
   // ---- backends ----

@@ -26,6 +26,7 @@ import java.util.Set;
  * @param limits            request limits
  * @param upstream          the upstream connection pool
  * @param drainTimeout      how long SIGTERM waits for in-flight requests
+ * @param transport         the sockets' I/O: epoll, io_uring or NIO
  * @param explicitSections  dotted paths of the optional sections present in the file
  *                          (for example {@code routing.hedge}, {@code rate_limit}), so features that
  *                          do not exist yet can say so instead of being silently ignored
@@ -48,6 +49,7 @@ public record GatewayConfig(
     LimitsConfig limits,
     UpstreamConfig upstream,
     Duration drainTimeout,
+    IoTransport transport,
     Set<String> explicitSections) {
 
   /** {@code listen: ":8080"}; host {@code 0.0.0.0} when omitted, port 0 picks a free port. */

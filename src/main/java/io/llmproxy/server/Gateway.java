@@ -18,6 +18,7 @@ import io.llmproxy.store.Store;
 import io.llmproxy.usage.UsageRecorder;
 import io.llmproxy.usage.WebhookDelivery;
 import io.llmproxy.config.GatewayConfig;
+import io.llmproxy.config.IoTransport;
 import io.llmproxy.config.OutlierDetectionConfig;
 import io.llmproxy.config.RoutingConfig;
 import io.llmproxy.config.ValueParsers;
@@ -39,6 +40,7 @@ import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
+import io.vertx.core.transport.Transport;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -59,6 +61,8 @@ public final class Gateway {
 
 
   private final Vertx vertx;
+  /** The transport the event loops use: epoll, io_uring or nio. */
+  private String transportName;
   private final GatewayConfig config;
   private final GatewayMetrics metrics;
   private final Router router;
@@ -210,10 +214,17 @@ public final class Gateway {
    */
   public static Future<Gateway> start(GatewayConfig config, Clock clock, TimeMeter timeMeter) {
     int loops = Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
+    Transport transport;
+    try {
+      transport = transport(requireNonNull(config, "config").transport());
+    } catch (IllegalStateException e) {
+      return Future.failedFuture(e);
+    }
+    Vertx vertx = Vertx.builder().with(new VertxOptions().setEventLoopPoolSize(loops)).withTransport(transport).build();
     Gateway gateway;
     try {
-      gateway = new Gateway(vertx, requireNonNull(config, "config"), clock, timeMeter);
+      gateway = new Gateway(vertx, config, clock, timeMeter);
+      gateway.transportName = transport.name();
     } catch (RuntimeException e) {
       vertx.close();
       return Future.failedFuture(e);
@@ -228,6 +239,28 @@ public final class Gateway {
       }
     });
     return started.future();
+  }
+
+  /**
+   * The transport {@code transport} names: one that cannot be loaded here is an error, except with
+   * {@code auto}, which falls back from the native one to NIO.
+   */
+  static Transport transport(IoTransport wanted) {
+    Transport t = switch (wanted) {
+      case AUTO -> {
+        Transport nat = Transport.nativeTransport();
+        yield nat != null && nat.available() ? nat : Transport.NIO;
+      }
+      case EPOLL -> Transport.EPOLL;
+      case IO_URING -> Transport.IO_URING;
+      case NIO -> Transport.NIO;
+    };
+    if (t == null || !t.available()) {
+      Throwable cause = t == null ? null : t.unavailabilityCause();
+      throw new IllegalStateException("transport: " + GatewayMetrics.label(wanted) + " is not available here"
+          + (cause == null ? "" : ": " + cause.getMessage()) + " (transport: auto uses epoll or else NIO)");
+    }
+    return t;
   }
 
   private Future<Gateway> deploy(int loops) {
@@ -257,9 +290,14 @@ public final class Gateway {
           LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops ({})",
               config.listen().host(), port, config.backends().size(),
               config.strategy().name().toLowerCase(java.util.Locale.ROOT), loops,
-              vertx.isNativeTransportEnabled() ? "epoll" : "nio");
+              transportName);
           return this;
         });
+  }
+
+  /** The transport its event loops use: {@code epoll}, {@code io_uring} or {@code nio}. */
+  public String transport() {
+    return transportName;
   }
 
   /** The port the gateway listens on (the real one when the config asked for port 0). */

@@ -28,9 +28,16 @@ public final class JavaProcess implements AutoCloseable {
 
   /** Starts {@code mainClass} with {@code args}, with a small heap and a quick JIT to spare the CPU. */
   public static JavaProcess start(String mainClass, String... args) {
+    return start(List.of(), mainClass, args);
+  }
+
+  /** Starts {@code mainClass} with {@code args}, and {@code jvmArgs} (system properties, say) for the JVM. */
+  public static JavaProcess start(List<String> jvmArgs, String mainClass, String... args) {
     String java = ProcessHandle.current().info().command().orElse("java");
     List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
-        "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"), mainClass));
+        "-XX:+UseSerialGC"));
+    command.addAll(jvmArgs);
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass));
     command.addAll(List.of(args));
     try {
       return new JavaProcess(new ProcessBuilder(command).redirectErrorStream(true).start());
@@ -58,6 +65,19 @@ public final class JavaProcess implements AutoCloseable {
 
   public boolean isAlive() {
     return process.isAlive();
+  }
+
+  /** Waits up to {@code timeout} for the process to exit on its own; its exit code. */
+  public int exitCode(java.time.Duration timeout) {
+    try {
+      if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+        throw new IllegalStateException("process " + process.pid() + " still running after " + timeout);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+    return process.exitValue();
   }
 
   /** SIGKILL (what {@code kill -9} sends), and waits for the process to be gone. */
