@@ -3,19 +3,27 @@ package io.llmproxy.bench;
 import static java.util.Objects.requireNonNull;
 
 import io.llmproxy.api.PerEventLoop;
+import io.llmproxy.config.BackendConfig;
+import io.llmproxy.proxy.Timeouts;
+import io.llmproxy.proxy.UpstreamClient;
+import io.llmproxy.proxy.UpstreamConnection;
+import io.llmproxy.routing.Backend;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ConnectTimeoutException;
+import io.netty.handler.codec.http.DefaultHttpRequest;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpVersion;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpClientAgent;
-import io.vertx.core.http.HttpClientOptions;
-import io.vertx.core.http.HttpClientResponse;
-import io.vertx.core.http.HttpHeaders;
-import io.vertx.core.http.HttpMethod;
-import io.vertx.core.http.PoolOptions;
-import io.vertx.core.http.RequestOptions;
-import java.net.URI;
+import io.vertx.core.internal.buffer.BufferInternal;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -36,17 +44,24 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <p>The work is split over one driver per event loop, each with its own connection pool and its own
  * {@link Recorder}, merged at the end: nothing is shared on the request path but a few counters for
- * the progress line. A request is measured when it starts inside the measured period (after the
+ * the progress line. Requests go out on the gateway's own upstream connections ({@link
+ * UpstreamClient}, Netty's HTTP/1.1 codec on the driver's loop), whose CPU per request is a fraction
+ * of Vert.x's HTTP client's: the generator shares the machine with what it measures, and every
+ * microsecond it spends is one the endpoint does not get. A request is measured when it starts inside the measured period (after the
  * warm-up); requests still running at its end are waited for.
  */
 public final class LoadGenerator {
   /** Longest silence on a response before it counts as a {@code timeout} error. */
   static final long IDLE_TIMEOUT_MS = 120_000;
+  /** Longest wait for a connection (a new one, or a free one at the pool's cap) before a {@code connect} error. */
+  static final long CONNECT_TIMEOUT_MS = 60_000;
 
   private final Vertx vertx;
   private final BenchSettings settings;
   private final int drivers;
   private final Buffer body;
+  private final Backend endpoint;
+  private final Timeouts timeouts = new Timeouts();
   private final LongAdder completed = new LongAdder();
   private final LongAdder failed = new LongAdder();
   private final AtomicInteger inflight = new AtomicInteger();
@@ -70,6 +85,8 @@ public final class LoadGenerator {
     // A closed loop with fewer users than event loops leaves the extra loops idle.
     this.drivers = settings.openLoop() ? drivers : Math.min(drivers, settings.concurrency());
     this.body = Buffer.buffer(settings.requestBody());
+    this.endpoint = new Backend(new BackendConfig(settings.baseUrl(), "endpoint", 1, List.of(), null, null, Map.of(), 0),
+        0, false);
   }
 
   public Progress progress() {
@@ -103,7 +120,8 @@ public final class LoadGenerator {
     private final int index;
     private final Recorder recorder = new Recorder();
     private final Promise<Void> done = Promise.promise();
-    private HttpClientAgent http;
+    private UpstreamClient pool;
+    private HttpRequest head;
     private int running;
     private double gapNanos;
     private long nextDueNanos;
@@ -120,18 +138,16 @@ public final class LoadGenerator {
 
     @Override
     public Future<?> start() {
-      URI u = settings.baseUrl();
-      boolean ssl = "https".equalsIgnoreCase(u.getScheme());
-      // Open loop too, the pool holds `concurrency` connections; requests beyond them wait in the
-      // pool's queue (their wait is in their latency). Vert.x looks for a free connection by
-      // walking the pool, so a pool of thousands would make the generator the bottleneck.
+      // Open loop too, the pool holds `concurrency` connections; requests beyond them wait for one
+      // (their wait is in their latency).
       int connections = Math.max(1, share(settings.concurrency()));
-      http = vertx.createHttpClient(new HttpClientOptions()
-              .setDefaultHost(u.getHost()).setDefaultPort(u.getPort() > 0 ? u.getPort() : ssl ? 443 : 80)
-              .setSsl(ssl).setTrustAll(true).setVerifyHost(false)
-              .setKeepAlive(true).setTcpNoDelay(true).setPipelining(false)
-              .setIdleTimeout((int) IDLE_TIMEOUT_MS).setIdleTimeoutUnit(TimeUnit.MILLISECONDS),
-          new PoolOptions().setHttp1MaxSize(connections).setEventLoopSize(0).setMaxWaitQueueSize(-1));
+      pool = new UpstreamClient(context, new UpstreamClient.Limits(connections,
+          TimeUnit.MILLISECONDS.toNanos(IDLE_TIMEOUT_MS), -1, new UpstreamClient.Trust.Any()));
+      head = new DefaultHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.POST, endpoint.target(settings.path()));
+      head.headers().set(HttpHeaderNames.HOST, endpoint.authority())
+          .set(HttpHeaderNames.CONTENT_TYPE, "application/json")
+          .set(HttpHeaderNames.CONTENT_LENGTH, body.length());
+      settings.headers().forEach(head.headers()::set);
       if (settings.openLoop()) {
         maxInflight = Math.max(1, share(settings.maxInflight()));
         gapNanos = 1e9 * drivers / settings.rate();
@@ -157,7 +173,7 @@ public final class LoadGenerator {
 
     @Override
     public Future<?> stop() {
-      return http.close();
+      return pool.close();
     }
 
     // ---- closed loop
@@ -202,6 +218,8 @@ public final class LoadGenerator {
         }
         return;
       }
+      // A millisecond timer: what is due within a millisecond leaves together. Pacing each request
+      // on the loop's scheduler instead cost a loop wake-up per request, twice the generator's CPU.
       long ms = Math.max(1, TimeUnit.NANOSECONDS.toMillis(nextDueNanos - System.nanoTime()));
       vertx.setTimer(ms, id -> tick());
     }
@@ -217,42 +235,69 @@ public final class LoadGenerator {
     private void send(long start, boolean measured, Runnable then) {
       inflight.incrementAndGet();
       Recorder into = measured ? recorder : null;
-      RequestOptions o = new RequestOptions().setMethod(HttpMethod.POST).setURI(settings.path())
-          .putHeader(HttpHeaders.CONTENT_TYPE, "application/json");
-      settings.headers().forEach(o::putHeader);
-      http.request(o).onComplete(ar -> {
+      pool.lease(endpoint, CONNECT_TIMEOUT_MS).onComplete(ar -> {
         if (ar.failed()) {
-          failed(into, ar.cause() instanceof TimeoutException ? "timeout" : "connect", then, true);
+          Throwable t = ar.cause();
+          failed(into, t instanceof TimeoutException || t instanceof ConnectTimeoutException ? "timeout" : "connect",
+              then, true);
           return;
         }
-        ar.result().send(body).onComplete(rar -> {
-          if (rar.failed()) {
-            failed(into, kind(rar.cause()), then, false);
-          } else {
-            read(rar.result(), start, into, then);
-          }
-        });
+        new Exchange(ar.result(), start, into, then).send();
       });
     }
 
-    private void read(HttpClientResponse resp, long start, Recorder into, Runnable then) {
-      int status = resp.statusCode();
-      boolean ok = status / 100 == 2;
-      ResponseTimer timer = new ResponseTimer(start, resp.getHeader(HttpHeaders.CONTENT_TYPE));
-      boolean[] ended = {false}; // an exception after the end must not end the request twice
-      resp.handler(chunk -> timer.chunk(chunk, System.nanoTime(), ok ? into : null));
-      resp.exceptionHandler(t -> {
-        if (!ended[0]) {
-          ended[0] = true;
-          failed(into, kind(t), then, false);
-        }
-      });
-      resp.endHandler(v -> {
-        if (ended[0]) {
+    /** One request on a leased connection, timed as the client sees it. */
+    private final class Exchange implements UpstreamConnection.Listener {
+      private final UpstreamClient.Lease lease;
+      private final long start;
+      private final Recorder into;
+      private final Runnable then;
+      private Timeouts.Quiet idle;
+      private ResponseTimer timer;
+      private int status;
+      private boolean ended;
+
+      Exchange(UpstreamClient.Lease lease, long start, Recorder into, Runnable then) {
+        this.lease = lease;
+        this.start = start;
+        this.into = into;
+        this.then = then;
+      }
+
+      void send() {
+        idle = timeouts.quiet(context, TimeUnit.MILLISECONDS.toNanos(IDLE_TIMEOUT_MS), () -> {
+          if (!ended) {
+            ended = true;
+            lease.release(false);
+            failed(into, "timeout", then, false);
+          }
+        });
+        ByteBuf bytes = ((BufferInternal) body).getByteBuf(); // never released: sent again and again
+        lease.connection().send(head, bytes, this);
+      }
+
+      @Override
+      public void onHead(HttpResponse r) {
+        status = r.status().code();
+        timer = new ResponseTimer(start, r.headers().get(HttpHeaderNames.CONTENT_TYPE));
+      }
+
+      @Override
+      public void onContent(Buffer chunk) {
+        long now = System.nanoTime();
+        idle.touch(now);
+        timer.chunk(chunk, now, status / 100 == 2 ? into : null);
+      }
+
+      @Override
+      public void onEnd(boolean reusable) {
+        if (ended) {
           return;
         }
-        ended[0] = true;
-        if (!ok) {
+        ended = true;
+        idle.cancel();
+        lease.release(reusable);
+        if (status / 100 != 2) {
           failed(into, "http_" + status, then, false);
           return;
         }
@@ -260,11 +305,18 @@ public final class LoadGenerator {
         inflight.decrementAndGet();
         completed.increment();
         then.run();
-      });
-    }
+      }
 
-    private String kind(Throwable t) {
-      return t instanceof TimeoutException ? "timeout" : "reset";
+      @Override
+      public void onError(Throwable cause) {
+        if (ended) {
+          return;
+        }
+        ended = true;
+        idle.cancel();
+        lease.release(false);
+        failed(into, "reset", then, false);
+      }
     }
 
     private void failed(Recorder into, String kind, Runnable then, boolean connect) {

@@ -16,6 +16,7 @@ import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -59,22 +60,47 @@ public final class UpstreamClient {
   private long sweeper = -1;
   private boolean closed;
 
-  /** The pool of {@code context}'s event loop: it must be used on that loop only. */
-  public UpstreamClient(Context context, GatewayConfig config, int eventLoops) {
-    this(context, config, eventLoops, null);
+  /**
+   * How much one event loop's pool may hold, and whom it trusts.
+   *
+   * @param maxPerBackend   connections to one backend from this loop, at most
+   * @param keepAliveNanos  an idle connection is closed after this long
+   * @param maxWaiters      requests that may wait for a connection at the cap; -1 = no cap
+   * @param trust           whom an https backend's certificate must chain to
+   */
+  public record Limits(int maxPerBackend, long keepAliveNanos, int maxWaiters, Trust trust) {}
+
+  /** Whom an https backend's certificate must chain to. */
+  public sealed interface Trust {
+    /** The JDK's trusted authorities, and the certificate must name the URL's host. */
+    Trust JDK = new Certificates(null);
+
+    /** Authorities in a PEM file instead of the JDK's (tests trust their own); still checked by host name. */
+    record Certificates(File pem) implements Trust {}
+
+    /** Any certificate, for any name: only for a load generator pointed at a test endpoint. */
+    record Any() implements Trust {}
   }
 
-  /**
-   * @param trustedCertificates a PEM file the https backends' certificates must chain to instead of
-   *     the JDK's trusted authorities (tests trust their own certificate); null for the JDK's
-   */
-  UpstreamClient(Context context, GatewayConfig config, int eventLoops, File trustedCertificates) {
-    this.vertx = requireNonNull(context, "context").owner();
-    this.tls = tls(trustedCertificates);
+  /** The gateway's pool on {@code context}'s event loop (one of {@code eventLoops}): it must be used on that loop only. */
+  public UpstreamClient(Context context, GatewayConfig config, int eventLoops) {
+    this(context, limits(config, eventLoops, Trust.JDK));
+  }
+
+  /** The pool of the gateway's {@code upstream} settings, the cap split across {@code eventLoops}. */
+  static Limits limits(GatewayConfig config, int eventLoops, Trust trust) {
     GatewayConfig.UpstreamConfig up = config.upstream();
-    this.maxPerBackend = Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops);
-    this.keepAliveNanos = up.keepAliveTimeout().toNanos();
-    this.maxWaiters = up.maxWaitQueue();
+    return new Limits(Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops),
+        up.keepAliveTimeout().toNanos(), up.maxWaitQueue(), trust);
+  }
+
+  /** A pool on {@code context}'s event loop: it must be used on that loop only. */
+  public UpstreamClient(Context context, Limits limits) {
+    this.vertx = requireNonNull(context, "context").owner();
+    this.tls = tls(limits.trust());
+    this.maxPerBackend = Math.max(1, limits.maxPerBackend());
+    this.keepAliveNanos = limits.keepAliveNanos();
+    this.maxWaiters = limits.maxWaiters();
     VertxInternal vi = (VertxInternal) vertx;
     this.bootstrap = new Bootstrap()
         .group(((ContextInternal) context).nettyEventLoop())
@@ -84,12 +110,18 @@ public final class UpstreamClient {
         .option(ChannelOption.SO_KEEPALIVE, true);
   }
 
-  /** TLS to https backends: their certificate must be trusted and name the host the URL names. */
-  private static SslContext tls(File trustedCertificates) {
+  /** TLS to https backends: by default their certificate must be trusted and name the host the URL names. */
+  private static SslContext tls(Trust trust) {
     try {
-      SslContextBuilder b = SslContextBuilder.forClient().endpointIdentificationAlgorithm("HTTPS");
-      if (trustedCertificates != null) {
-        b.trustManager(trustedCertificates);
+      SslContextBuilder b = SslContextBuilder.forClient();
+      switch (trust) {
+        case Trust.Certificates c -> {
+          b.endpointIdentificationAlgorithm("HTTPS");
+          if (c.pem() != null) {
+            b.trustManager(c.pem());
+          }
+        }
+        case Trust.Any any -> b.endpointIdentificationAlgorithm(null).trustManager(InsecureTrustManagerFactory.INSTANCE);
       }
       return b.build();
     } catch (SSLException e) {

@@ -33,10 +33,10 @@ import java.util.ArrayDeque;
  * autoRead goes off, so the backend meets TCP backpressure, and the messages already decoded from the
  * last read wait here until {@link #resume}.
  */
-final class UpstreamConnection extends ChannelInboundHandlerAdapter {
+public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
 
   /** What one exchange hears from the backend. Exactly one of {@link #onEnd} and {@link #onError} ends it. */
-  interface Listener {
+  public interface Listener {
     /** The response's status line and headers (an informational 1xx is skipped). */
     void onHead(HttpResponse head);
 
@@ -85,7 +85,7 @@ final class UpstreamConnection extends ChannelInboundHandlerAdapter {
    * Sends a request whose head and body go out in one write; {@code listener} hears the response.
    * The body's buffer is not released (a held request body is replayed on a retry).
    */
-  void send(HttpRequest request, ByteBuf body, Listener listener) {
+  public void send(HttpRequest request, ByteBuf body, Listener listener) {
     if (closed) {
       listener.onError(new ClosedChannelException());
       return;

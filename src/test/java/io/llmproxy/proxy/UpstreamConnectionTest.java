@@ -102,7 +102,8 @@ class UpstreamConnectionTest {
 
   private UpstreamClient client(SelfSignedCertificate trusted) throws Exception {
     GatewayConfig config = ConfigLoader.parse("backends: [{url: \"http://127.0.0.1:1\"}]\n", name -> null);
-    return new UpstreamClient(context, config, 1, trusted == null ? null : new File(trusted.certificatePath()));
+    return new UpstreamClient(context, UpstreamClient.limits(config, 1,
+        trusted == null ? UpstreamClient.Trust.JDK : new UpstreamClient.Trust.Certificates(new File(trusted.certificatePath()))));
   }
 
   private Backend backend(String url) throws Exception {
