@@ -14,6 +14,7 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.ReferenceCountUtil;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.impl.buffer.VertxByteBufAllocator;
 import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
@@ -29,6 +30,11 @@ import java.util.ArrayDeque;
  * client added a request object, a response object, their futures and queues, and a header map
  * copied twice, to every proxied request.
  *
+ * <p>What one read of the socket brings is handed on as one chunk, when the read completes: a
+ * backend's events that were waiting together (the loop was busy, or the backend wrote them at once)
+ * then leave in one write to the client, not one write each, so a loop that fell behind catches up
+ * instead of paying a system call per event. Nothing waits for a later read.
+ *
  * <p>Reading stops when the listener pauses ({@link #pause}, the client is slow): the socket's
  * autoRead goes off, so the backend meets TCP backpressure, and the messages already decoded from the
  * last read wait here until {@link #resume}.
@@ -40,7 +46,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     /** The response's status line and headers (an informational 1xx is skipped). */
     void onHead(HttpResponse head);
 
-    /** A piece of the body, as it arrived (a copy: the listener may keep it). */
+    /** A piece of the body: what one read brought (a copy: the listener may keep it). */
     void onContent(Buffer chunk);
 
     /**
@@ -61,6 +67,8 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   private boolean paused;
   /** Messages decoded while paused, in order. */
   private ArrayDeque<Object> held;
+  /** The body this read brought so far (a heap copy), handed on when the read completes; null when none. */
+  private ByteBuf pending;
   private boolean closed;
   private Runnable closeHandler;
 
@@ -116,6 +124,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     while (held != null && !paused && (msg = held.poll()) != null) {
       deliver(msg);
     }
+    flushPending();
     if (!paused && !closed) {
       channel.config().setAutoRead(true);
     }
@@ -124,8 +133,13 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   /** Closes the connection (the backend sees the disconnect); an exchange in progress hears nothing more. */
   void close() {
     listener = null;
-    dropHeld();
+    dropUnsent();
     channel.close();
+  }
+
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    flushPending();
   }
 
   @Override
@@ -181,14 +195,16 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
         return;
       }
       if (content.isReadable()) {
-        l.onContent(BufferInternal.safeBuffer(content)); // copied into a heap buffer, the pooled one released
-        if (listener != l) {
+        if (pending == null) {
+          pending = VertxByteBufAllocator.DEFAULT.heapBuffer(content.readableBytes());
+        }
+        pending.writeBytes(content); // copied: the pooled buffer goes back at once
+      }
+      c.release();
+      if (last) {
+        if (!flushPending()) {
           return; // the exchange was ended from inside onContent (cancelled)
         }
-      } else {
-        c.release();
-      }
-      if (last) {
         boolean reusable = head != null && head.protocolVersion() == HttpVersion.HTTP_1_1 && HttpUtil.isKeepAlive(head)
             && !closed;
         listener = null;
@@ -198,17 +214,42 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     }
   }
 
+  /**
+   * Hands the body gathered from the last read to the listener. False when the exchange ended from
+   * inside {@link Listener#onContent} (it was cancelled, or a new one is already under way).
+   */
+  private boolean flushPending() {
+    ByteBuf p = pending;
+    if (p == null) {
+      return true;
+    }
+    pending = null;
+    Listener l = listener;
+    if (l == null) {
+      p.release();
+      return true;
+    }
+    l.onContent(BufferInternal.buffer(p));
+    return listener == l;
+  }
+
   private void fail(Throwable cause) {
+    flushPending(); // what arrived before the failure goes first
     Listener l = listener;
     listener = null;
-    dropHeld();
+    dropUnsent();
     channel.close();
     if (l != null) {
       l.onError(cause);
     }
   }
 
-  private void dropHeld() {
+  /** Drops what was read but not handed on. */
+  private void dropUnsent() {
+    if (pending != null) {
+      pending.release();
+      pending = null;
+    }
     if (held != null) {
       Object m;
       while ((m = held.poll()) != null) {
@@ -220,9 +261,10 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     closed = true;
+    flushPending(); // what arrived before the close was sent; the cut is reported after it
     Listener l = listener;
     listener = null;
-    dropHeld();
+    dropUnsent();
     if (l != null) {
       l.onError(new ClosedChannelException());
     }
