@@ -25,7 +25,9 @@ import java.util.Map;
  *                     keep the rate)
  * @param duration     the measured period
  * @param warmup       sent before the measured period, not measured
- * @param rampUp       closed loop: the users' first requests are spread over this long
+ * @param rampUp       closed loop: the users' first requests are spread over this long; open loop:
+ *                     the rate rises evenly from 5% to the full rate over this long (a cold target,
+ *                     or the generator's own JIT, would otherwise start behind a backlog)
  * @param maxTokens    {@code max_tokens} asked for; 0 to leave it out
  * @param promptChars  the prompt's length in characters (about 4 per token)
  * @param includeUsage streams ask for {@code stream_options.include_usage}, so output tokens are
@@ -89,6 +91,11 @@ public record BenchSettings(
   }
 
   public BenchSettings withWarmup(Duration warmup) {
+    return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
+        rampUp, maxTokens, promptChars, includeUsage, headers);
+  }
+
+  public BenchSettings withRampUp(Duration rampUp) {
     return new BenchSettings(baseUrl, path, model, stream, concurrency, rate, poisson, maxInflight, duration, warmup,
         rampUp, maxTokens, promptChars, includeUsage, headers);
   }

@@ -55,6 +55,8 @@ public final class LoadGenerator {
   static final long IDLE_TIMEOUT_MS = 120_000;
   /** Longest wait for a connection (a new one, or a free one at the pool's cap) before a {@code connect} error. */
   static final long CONNECT_TIMEOUT_MS = 60_000;
+  /** Open loop with a ramp-up: the share of the rate it starts at. */
+  static final double MIN_RAMP_SHARE = 0.05;
 
   private final Vertx vertx;
   private final BenchSettings settings;
@@ -124,6 +126,7 @@ public final class LoadGenerator {
     private HttpRequest head;
     private int running;
     private double gapNanos;
+    private long rampNanos;
     private long nextDueNanos;
     private int maxInflight;
 
@@ -151,6 +154,7 @@ public final class LoadGenerator {
       if (settings.openLoop()) {
         maxInflight = Math.max(1, share(settings.maxInflight()));
         gapNanos = 1e9 * drivers / settings.rate();
+        rampNanos = settings.rampUp().toNanos();
         // The drivers' schedules interleave instead of firing together.
         nextDueNanos = startNanos + (long) (gapNanos * index / drivers);
         tick();
@@ -196,9 +200,12 @@ public final class LoadGenerator {
       while (nextDueNanos <= now && nextDueNanos < stopAtNanos) {
         long due = nextDueNanos;
         boolean measured = due >= measureFromNanos;
-        nextDueNanos += settings.poisson()
-            ? (long) (-Math.log(1 - ThreadLocalRandom.current().nextDouble()) * gapNanos)
-            : (long) gapNanos;
+        double gap = settings.poisson() ? -Math.log(1 - ThreadLocalRandom.current().nextDouble()) * gapNanos : gapNanos;
+        long sinceStart = due - startNanos;
+        if (sinceStart < rampNanos) {
+          gap /= Math.max(MIN_RAMP_SHARE, (double) sinceStart / rampNanos); // the rate rises evenly
+        }
+        nextDueNanos += (long) gap;
         if (running >= maxInflight) {
           if (measured) {
             recorder.error("overload");

@@ -88,6 +88,21 @@ class LoadGeneratorTest {
   }
 
   @Test
+  void anOpenLoopRampsItsRateUp() throws Exception {
+    Simulator sim = sim(SimulatorOptions.defaults().withTtft(Duration.ZERO).withItl(Duration.ZERO).withTokens(1));
+    try {
+      BenchSettings s = BenchSettings.closedLoop(URI.create(sim.url()), false, 20, Duration.ofSeconds(1))
+          .withRate(400, false, 1000).withRampUp(Duration.ofSeconds(1));
+      BenchResult r = run(s);
+      // the rate rises evenly from 5% to 400/s over the whole second: about half of 400 are sent
+      assertThat(r.errors()).isZero();
+      assertThat(r.requests()).isBetween(180L, 225L);
+    } finally {
+      await(sim.close());
+    }
+  }
+
+  @Test
   void requestsDueBeyondTheInFlightCapAreOverloadErrors() throws Exception {
     Simulator sim = sim(SimulatorOptions.defaults().withTtft(Duration.ofMillis(2000)).withTokens(1));
     try {
