@@ -62,6 +62,27 @@ class UpstreamConnectionTest {
   }
 
   @Test
+  void aStreamOverHttpsIsHandedOnAsItArrives() throws Exception {
+    // Each event is handed on when its read completes, TLS in between: none waits for the next.
+    SelfSignedCertificate cert = SelfSignedCertificate.create("localhost");
+    HttpServer server = vertx.createHttpServer(new HttpServerOptions().setSsl(true)
+        .setKeyCertOptions(cert.keyCertOptions()))
+        .requestHandler(req -> {
+          req.response().setChunked(true).write("data: 1\n\n");
+          vertx.setTimer(100, t1 -> {
+            req.response().write("data: 2\n\n");
+            vertx.setTimer(100, t2 -> req.response().end("data: 3\n\n"));
+          });
+        });
+    int port = server.listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS)
+        .actualPort();
+    Heard h = exchange(client(cert), backend("https://localhost:" + port));
+    assertThat(h.error()).isNull();
+    assertThat(h.body()).isEqualTo("data: 1\n\ndata: 2\n\ndata: 3\n\n");
+    assertThat(h.chunks()).as("three events 100 ms apart arrive as three chunks").isEqualTo(3);
+  }
+
+  @Test
   void anHttpsBackendWhoseCertificateNamesAnotherHostIsAConnectError() throws Exception {
     SelfSignedCertificate cert = SelfSignedCertificate.create("backend.example");
     int port = https(cert);
