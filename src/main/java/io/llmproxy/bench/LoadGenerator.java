@@ -273,9 +273,7 @@ public final class LoadGenerator {
 
       void send() {
         idle = timeouts.quiet(context, TimeUnit.MILLISECONDS.toNanos(IDLE_TIMEOUT_MS), () -> {
-          if (!ended) {
-            ended = true;
-            lease.release(false);
+          if (finish(false)) {
             failed(into, "timeout", then, false);
           }
         });
@@ -298,12 +296,9 @@ public final class LoadGenerator {
 
       @Override
       public void onEnd(boolean reusable) {
-        if (ended) {
+        if (!finish(reusable)) {
           return;
         }
-        ended = true;
-        idle.cancel();
-        lease.release(reusable);
         if (status / 100 != 2) {
           failed(into, "http_" + status, then, false);
           return;
@@ -316,13 +311,20 @@ public final class LoadGenerator {
 
       @Override
       public void onError(Throwable cause) {
+        if (finish(false)) {
+          failed(into, "reset", then, false);
+        }
+      }
+
+      /** Ends the exchange and gives its connection back (closed unless {@code reusable}); false if it had ended already. */
+      private boolean finish(boolean reusable) {
         if (ended) {
-          return;
+          return false;
         }
         ended = true;
         idle.cancel();
-        lease.release(false);
-        failed(into, "reset", then, false);
+        lease.release(reusable);
+        return true;
       }
     }
 

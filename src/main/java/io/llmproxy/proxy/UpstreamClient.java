@@ -24,6 +24,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.internal.ContextInternal;
 import io.vertx.core.internal.VertxInternal;
 import java.io.File;
+import java.nio.channels.ClosedChannelException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -328,7 +329,7 @@ public final class UpstreamClient {
       };
       if (connection.isClosed()) { // closed before it could be handed out: its close handler never runs
         onClose.run();
-        leased.tryFail(new java.nio.channels.ClosedChannelException());
+        leased.tryFail(new ClosedChannelException());
         return;
       }
       connection.closeHandler(onClose);

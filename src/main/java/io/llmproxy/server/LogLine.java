@@ -18,6 +18,10 @@ final class LogLine {
 
   private byte[] buf;
   private int len;
+  /** The second last formatted, per line builder: {@code 2026-01-14T10:00:00} as bytes. */
+  private long second = Long.MIN_VALUE;
+  private final byte[] secondPrefix = new byte[64];
+  private int secondPrefixLen;
 
   LogLine(int capacity) {
     buf = new byte[capacity];
@@ -180,11 +184,6 @@ final class LogLine {
       buf[to--] = t;
     }
   }
-
-  /** The second last formatted, per line builder: {@code 2026-01-14T10:00:00} as bytes. */
-  private long second = Long.MIN_VALUE;
-  private final byte[] secondPrefix = new byte[64];
-  private int secondPrefixLen;
 
   /** ISO-8601 UTC with milliseconds ({@code 2026-01-14T10:00:00.123Z}), the date and time formatted once a second. */
   LogLine isoMillis(long epochMillis) {
