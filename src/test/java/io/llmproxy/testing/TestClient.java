@@ -14,6 +14,7 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.json.JsonObject;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
@@ -115,6 +116,36 @@ public final class TestClient {
         }
       }
       return events;
+    }
+
+    /**
+     * The indexes of the events that reached the client only after the upstream had written the
+     * event that follows them, when the upstream wrote the two at least {@code apart} from each
+     * other (events written back to back, as a role chunk and the first token, or the usage chunk
+     * and {@code [DONE]}, may share a packet). A proxy that holds bytes back to batch them shows
+     * some; one that passes each write on as it arrives shows none, however the machine's pauses
+     * shift the gaps between events. {@code sentAtNanos} is when the upstream wrote each event, as
+     * the simulator's {@link io.llmproxy.sim.RequestRecord#chunkSentAtNanos()} records it.
+     */
+    public List<Integer> heldBack(long[] sentAtNanos, Duration apart) {
+      List<Event> events = events();
+      if (events.size() != sentAtNanos.length) {
+        throw new AssertionError(events.size() + " events arrived, " + sentAtNanos.length + " were sent");
+      }
+      List<Integer> held = new ArrayList<>();
+      int checked = 0;
+      for (int i = 0; i + 1 < events.size(); i++) {
+        if (sentAtNanos[i + 1] - sentAtNanos[i] >= apart.toNanos()) {
+          checked++;
+          if (events.get(i).atNanos() >= sentAtNanos[i + 1]) {
+            held.add(i);
+          }
+        }
+      }
+      if (checked == 0) {
+        throw new AssertionError("no two events were written " + apart + " apart: nothing to check");
+      }
+      return held;
     }
   }
 
