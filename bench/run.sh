@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The performance suite (docs/BENCHMARKS.md), in one run on one machine: simulated backends, then the
 # same load direct to them, through nginx (keep-alive upstream, proxy_buffering off) and through
-# llmproxy (plain routing, access log on, as shipped: transport auto, which is epoll here), and for
-# the scenarios in URING_SCENARIOS (default: a) through a second llmproxy with transport: io_uring. Scenario by
+# llmproxy (plain routing, access log on, as shipped: transport auto, which is io_uring where the
+# kernel offers it), and for the scenarios in EPOLL_SCENARIOS (default: a) through a second llmproxy
+# with transport: epoll. Scenario by
 # scenario, each repeated ROUNDS times with the targets interleaved; medians and ratios at the end:
 #   (a) non-streaming max throughput, closed loop (wrk)
 #   (a1) latency on one connection, one request at a time (wrk -c1)
@@ -18,27 +19,27 @@
 #   bench/run.sh                 # everything, 3 rounds
 #   ROUNDS=1 bench/run.sh        # a quicker look
 #   SCENARIOS="a b" bench/run.sh # some scenarios only
-#   URING_SCENARIOS= bench/run.sh        # without the io_uring gateway
-#   URING_SCENARIOS="a b" bench/run.sh   # io_uring in (b) too (a few minutes more)
+#   EPOLL_SCENARIOS= bench/run.sh        # without the epoll gateway
+#   EPOLL_SCENARIOS="a b" bench/run.sh   # epoll in (b) too (a few minutes more)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 ROUNDS="${ROUNDS:-3}"
 SCENARIOS="${SCENARIOS:-a a1 b c1 c2 d e f}"
-URING_SCENARIOS="${URING_SCENARIOS-a}"
+EPOLL_SCENARIOS="${EPOLL_SCENARIOS-a}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 BASE_PORT="${BASE_PORT:-18100}"
 work="$(mktemp -d /tmp/llmproxy-bench.XXXXXX)"
 FAST=$((BASE_PORT + 1)) C1=$((BASE_PORT + 2)) C2=$((BASE_PORT + 3))
 NG_FAST=$((BASE_PORT + 11)) NG_C1=$((BASE_PORT + 12)) NG_C2=$((BASE_PORT + 13))
-GW=$((BASE_PORT + 20)) GW_PROBE=$((BASE_PORT + 21)) GW_URING=$((BASE_PORT + 22))
+GW=$((BASE_PORT + 20)) GW_PROBE=$((BASE_PORT + 21)) GW_EPOLL=$((BASE_PORT + 22))
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y nginx" >&2; exit 1; }
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 has() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
-uring_in() { case " $URING_SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
+epoll_in() { case " $EPOLL_SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
 source bench/lib.sh
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a-b}'; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
@@ -66,20 +67,13 @@ gw_config $GW_PROBE > "$work/gw-probe.yaml"
 bin/llmproxy --config "$work/gw.yaml" > "$work/gw.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
 wait_ready "http://127.0.0.1:$GW/ready"
 gw_java=$(pgrep -f "llmproxy.jar --config $work/gw.yaml" | head -1)
-uring=""
-if [ -n "$URING_SCENARIOS" ]; then
-  gw_config $GW_URING io_uring > "$work/gw-uring.yaml"
-  bin/llmproxy --config "$work/gw-uring.yaml" > "$work/gw-uring.log" 2>&1 & uring_pid=$!; pids+=($uring_pid)
-  # where io_uring cannot load (an old kernel, a seccomp profile), that gateway exits: measured without it
-  until curl -sf -o /dev/null "http://127.0.0.1:$GW_URING/ready"; do
-    kill -0 $uring_pid 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 $uring_pid 2>/dev/null; then
-    uring=llmproxy-uring
-  else
-    log "the io_uring gateway did not start: $(tail -n 1 "$work/gw-uring.log")"
-  fi
+log "llmproxy runs on $(grep -o 'event loops ([a-z_]*)' "$work/gw.log" | head -1)"
+epoll=""
+if [ -n "$EPOLL_SCENARIOS" ]; then
+  gw_config $GW_EPOLL epoll > "$work/gw-epoll.yaml"
+  bin/llmproxy --config "$work/gw-epoll.yaml" > "$work/gw-epoll.log" 2>&1 & epoll_pid=$!; pids+=($epoll_pid)
+  wait_ready "http://127.0.0.1:$GW_EPOLL/ready"
+  epoll=llmproxy-epoll
 fi
 for p in $NG_FAST $NG_C1 $NG_C2; do wait_ready "http://127.0.0.1:$p/health"; done
 
@@ -88,11 +82,11 @@ url() { # target scenario
     direct:fast) echo "http://127.0.0.1:$FAST";; direct:c1) echo "http://127.0.0.1:$C1";; direct:c2) echo "http://127.0.0.1:$C2";;
     nginx:fast) echo "http://127.0.0.1:$NG_FAST";; nginx:c1) echo "http://127.0.0.1:$NG_C1";; nginx:c2) echo "http://127.0.0.1:$NG_C2";;
     llmproxy:*) echo "http://127.0.0.1:$GW";;
-    llmproxy-uring:*) echo "http://127.0.0.1:$GW_URING";;
+    llmproxy-epoll:*) echo "http://127.0.0.1:$GW_EPOLL";;
   esac
 }
 targets() { # scenario: the targets it runs against
-  if [ -n "$uring" ] && uring_in "$1"; then echo "direct nginx llmproxy $uring"; else echo "direct nginx llmproxy"; fi
+  if [ -n "$epoll" ] && epoll_in "$1"; then echo "direct nginx llmproxy $epoll"; else echo "direct nginx llmproxy"; fi
 }
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -104,7 +98,7 @@ bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.lo
 # A JVM compiles its hot code for about 30 s under load on two cores; measured before that, a round
 # measures the compiler. Every target gets the same warm-up.
 log "warming up (JIT): 30 s of non-streaming load and 5 s of streams on each gateway, 5 s on the others"
-for t in llmproxy $uring; do
+for t in llmproxy $epoll; do
   wrk -t2 -c32 -d30s -s "$work/post.lua" "$(url $t fast)/v1/chat/completions" > /dev/null
   bench --url "$(url $t c1)" --model c1-model --stream -c 500 -d 5s --warmup 0s --max-tokens 100 > /dev/null
 done
@@ -189,7 +183,7 @@ fi
 # ---- report
 echo
 echo "# llmproxy bench/run.sh, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-all="direct nginx llmproxy $uring"
+all="direct nginx llmproxy $epoll"
 cell() { local -n arr=$1; [ -n "${arr[$2]:-}" ] && echo "$3" || echo ""; }
 row() { # label, then one value per target of $all
   local label=$1; shift
@@ -239,7 +233,7 @@ if has e; then
 fi
 has f && mapfile_row "(f) ms from start to /ready" F_READY rounds
 echo
-for t in llmproxy $uring; do
+for t in llmproxy $epoll; do
   has a1 && [ -n "${A1[$t]:-}" ] && echo "(a1) $t added at p50 on one connection: $(diff_ms "$(vals A1 $t)" "$(vals A1 direct)") ms (nginx $(diff_ms "$(vals A1 nginx)" "$(vals A1 direct)") ms)"
   has a && [ -n "${A[$t]:-}" ] && echo "(a) $t / nginx = $(ratio "$(vals A $t)" "$(vals A nginx)"); / direct = $(ratio "$(vals A $t)" "$(vals A direct)")"
   if has b && [ -n "${B50[$t]:-}" ]; then

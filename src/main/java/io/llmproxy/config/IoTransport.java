@@ -5,13 +5,16 @@ package io.llmproxy.config;
  * Written with underscores or dashes, in any case.
  */
 public enum IoTransport {
-  /** epoll on Linux (kqueue on macOS) when its native library loads, else Java NIO. */
+  /**
+   * io_uring where the kernel offers it, else epoll on Linux (kqueue on macOS) when its native
+   * library loads, else Java NIO.
+   */
   AUTO,
   /** Linux epoll; the gateway does not start without it. */
   EPOLL,
   /**
    * Linux io_uring (kernel 5.10 or newer, not blocked by a seccomp profile, as Docker's default
-   * blocks it): the least CPU per request, and the newest code; the gateway does not start without it.
+   * blocks it): the least CPU per request; the gateway does not start without it.
    */
   IO_URING,
   /** Java NIO, everywhere. */

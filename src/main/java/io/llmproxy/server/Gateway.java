@@ -243,13 +243,21 @@ public final class Gateway {
 
   /**
    * The transport {@code transport} names: one that cannot be loaded here is an error, except with
-   * {@code auto}, which falls back from the native one to NIO.
+   * {@code auto}, which takes io_uring, else the platform's other native one (epoll, kqueue), else NIO.
    */
   static Transport transport(IoTransport wanted) {
     Transport t = switch (wanted) {
       case AUTO -> {
+        Transport uring = Transport.IO_URING;
+        if (uring != null && uring.available()) {
+          yield uring;
+        }
         Transport nat = Transport.nativeTransport();
-        yield nat != null && nat.available() ? nat : Transport.NIO;
+        Transport fallback = nat != null && nat.available() ? nat : Transport.NIO;
+        Throwable cause = uring == null ? null : uring.unavailabilityCause();
+        LOG.info("transport auto: io_uring is not available here{}; using {}",
+            cause == null ? "" : " (" + cause + ")", fallback.name());
+        yield fallback;
       }
       case EPOLL -> Transport.EPOLL;
       case IO_URING -> Transport.IO_URING;
@@ -258,7 +266,7 @@ public final class Gateway {
     if (t == null || !t.available()) {
       Throwable cause = t == null ? null : t.unavailabilityCause();
       throw new IllegalStateException("transport: " + GatewayMetrics.label(wanted) + " is not available here"
-          + (cause == null ? "" : ": " + cause.getMessage()) + " (transport: auto uses epoll or else NIO)");
+          + (cause == null ? "" : ": " + cause.getMessage()) + " (transport: auto takes io_uring, else epoll, else NIO)");
     }
     return t;
   }

@@ -16,6 +16,7 @@ import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.JavaProcess;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestGateway;
+import io.netty.channel.uring.IoUring;
 import io.vertx.core.http.HttpClientRequest;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,9 +30,9 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * {@code transport}: the gateway serves the same on each I/O transport (the suite's other tests run
- * on the default, epoll): a stream through the official SDK, a non-streaming answer, and a client
- * that leaves mid-stream aborting its backend request. A transport that cannot be loaded stops the
- * gateway from starting, unless it is {@code auto}.
+ * on the default, {@code auto}: io_uring here): a stream through the official SDK, a non-streaming
+ * answer, and a client that leaves mid-stream aborting its backend request. A transport that cannot
+ * be loaded stops the gateway from starting, unless it is {@code auto}, which falls back.
  */
 class TransportTest {
 
@@ -81,23 +82,51 @@ class TransportTest {
   }
 
   @Test
-  void aTransportThatCannotLoadStopsTheStartButAutoFallsBackToNio(@TempDir Path dir) throws Exception {
-    // Netty's native transports are switched off in the child JVM, as where the library cannot load.
-    List<String> noNative = List.of("-Dio.netty.transport.noNative=true");
-    Path strict = dir.resolve("strict.yaml");
-    Files.writeString(strict, "listen: \"127.0.0.1:0\"\nbackends: [{url: \"http://127.0.0.1:1\"}]\n"
-        + "health_check: {enabled: false}\ntransport: io_uring\ndata_dir: " + dir.resolve("a") + "\n");
-    try (JavaProcess p = JavaProcess.start(noNative, "io.llmproxy.cli.Main", "serve", "--config", strict.toString())) {
+  void autoTakesIoUringWhereTheKernelOffersIt() {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}"
+                models: ["sim-model"]
+            health_check: {enabled: false}
+            """, SimulatorOptions.defaults())) {
+      assertThat(gw.gateway.transport()).isEqualTo(IoUring.isAvailable() ? "io_uring" : "epoll");
+      assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("sim-model", false)).status()).isEqualTo(200);
+    }
+  }
+
+  @Test
+  void aTransportThatCannotLoadStopsTheStartButAutoFallsBack(@TempDir Path dir) throws Exception {
+    // Without Netty's io_uring library (as where the kernel refuses io_uring): a gateway told to use
+    // it does not start; auto takes epoll.
+    List<String> noUring = List.of("netty-transport-native-io_uring");
+    String strict = config(dir, "strict", "transport: io_uring\n");
+    try (JavaProcess p = JavaProcess.startWithout(noUring, List.of(), "io.llmproxy.cli.Main", "serve", "--config", strict)) {
       assertThat(p.exitCode(Duration.ofSeconds(30))).isEqualTo(1);
       assertThat(p.lines()).anySatisfy(line -> assertThat(line)
           .contains("llmproxy could not start: transport: io_uring is not available here"));
     }
-    Path auto = dir.resolve("auto.yaml");
-    Files.writeString(auto, "listen: \"127.0.0.1:0\"\nbackends: [{url: \"http://127.0.0.1:1\"}]\n"
-        + "health_check: {enabled: false}\ndata_dir: " + dir.resolve("b") + "\n");
-    try (JavaProcess p = JavaProcess.start(noNative, "io.llmproxy.cli.Main", "serve", "--config", auto.toString())) {
-      await().atMost(Duration.ofSeconds(30)).until(() -> p.lines().stream()
-          .anyMatch(line -> line.contains("llmproxy listening on") && line.contains("event loops (nio)")));
+    try (JavaProcess p = JavaProcess.startWithout(noUring, List.of(), "io.llmproxy.cli.Main", "serve", "--config",
+        config(dir, "auto-epoll", ""))) {
+      awaitListening(p, "epoll");
+      assertThat(p.lines()).anySatisfy(line -> assertThat(line)
+          .contains("transport auto: io_uring is not available here").contains("using epoll"));
     }
+    // Netty's native transports are all switched off, as where no native library can load: NIO.
+    try (JavaProcess p = JavaProcess.start(List.of("-Dio.netty.transport.noNative=true"), "io.llmproxy.cli.Main",
+        "serve", "--config", config(dir, "auto-nio", ""))) {
+      awaitListening(p, "nio");
+    }
+  }
+
+  private static String config(Path dir, String name, String extra) throws Exception {
+    Path file = dir.resolve(name + ".yaml");
+    Files.writeString(file, "listen: \"127.0.0.1:0\"\nbackends: [{url: \"http://127.0.0.1:1\"}]\n"
+        + "health_check: {enabled: false}\n" + extra + "data_dir: " + dir.resolve(name) + "\n");
+    return file.toString();
+  }
+
+  private static void awaitListening(JavaProcess p, String transport) {
+    await().atMost(Duration.ofSeconds(30)).until(() -> p.lines().stream()
+        .anyMatch(line -> line.contains("llmproxy listening on") && line.contains("event loops (" + transport + ")")));
   }
 }

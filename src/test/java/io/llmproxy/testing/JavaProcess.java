@@ -1,14 +1,18 @@
 package io.llmproxy.testing;
 
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 
 /**
  * A main class of this project run as a separate JVM on the test's class path, for tests that need a
@@ -33,11 +37,23 @@ public final class JavaProcess implements AutoCloseable {
 
   /** Starts {@code mainClass} with {@code args}, and {@code jvmArgs} (system properties, say) for the JVM. */
   public static JavaProcess start(List<String> jvmArgs, String mainClass, String... args) {
+    return startWithout(List.of(), jvmArgs, mainClass, args);
+  }
+
+  /**
+   * As {@link #start(List, String, String...)}, with the class path's jars whose file names start
+   * with one of {@code jarsLeftOut} left out (a library missing where the process runs).
+   */
+  public static JavaProcess startWithout(List<String> jarsLeftOut, List<String> jvmArgs, String mainClass,
+      String... args) {
     String java = ProcessHandle.current().info().command().orElse("java");
     List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
         "-XX:+UseSerialGC"));
     command.addAll(jvmArgs);
-    command.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass));
+    String classPath = Arrays.stream(System.getProperty("java.class.path").split(File.pathSeparator))
+        .filter(entry -> jarsLeftOut.stream().noneMatch(Path.of(entry).getFileName().toString()::startsWith))
+        .collect(Collectors.joining(File.pathSeparator));
+    command.addAll(List.of("-cp", classPath, mainClass));
     command.addAll(List.of(args));
     try {
       return new JavaProcess(new ProcessBuilder(command).redirectErrorStream(true).start());
