@@ -13,8 +13,8 @@ public enum IoTransport {
   /** Linux epoll; the gateway does not start without it. */
   EPOLL,
   /**
-   * Linux io_uring (kernel 5.10 or newer, not blocked by a seccomp profile, as Docker's default
-   * blocks it): the least CPU per request; the gateway does not start without it.
+   * Linux io_uring (kernel 5.14 or newer, as Netty requires, and not blocked by a seccomp profile,
+   * as Docker's default blocks it): the least CPU per request; the gateway does not start without it.
    */
   IO_URING,
   /** Java NIO, everywhere. */
