@@ -47,8 +47,8 @@ import java.util.concurrent.atomic.LongAdder;
  * the progress line. Requests go out on the gateway's own upstream connections ({@link
  * UpstreamClient}, Netty's HTTP/1.1 codec on the driver's loop), whose CPU per request is a fraction
  * of Vert.x's HTTP client's: the generator shares the machine with what it measures, and every
- * microsecond it spends is one the endpoint does not get. A request is measured when it starts inside the measured period (after the
- * warm-up); requests still running at its end are waited for.
+ * microsecond it spends is one the endpoint does not get. A request is measured when it starts
+ * inside the measured period (after the warm-up); requests still running at its end are waited for.
  */
 public final class LoadGenerator {
   /** Longest silence on a response before it counts as a {@code timeout} error. */
@@ -262,6 +262,8 @@ public final class LoadGenerator {
       private Timeouts.Quiet idle;
       private ResponseTimer timer;
       private int status;
+      /** Where a successful response's timings go: {@code into}, or nowhere for an error status. */
+      private Recorder timings;
       private boolean ended;
 
       Exchange(UpstreamClient.Lease lease, long start, Recorder into, Runnable then) {
@@ -284,6 +286,7 @@ public final class LoadGenerator {
       @Override
       public void onHead(HttpResponse r) {
         status = r.status().code();
+        timings = status / 100 == 2 ? into : null;
         timer = new ResponseTimer(start, r.headers().get(HttpHeaderNames.CONTENT_TYPE));
       }
 
@@ -291,7 +294,7 @@ public final class LoadGenerator {
       public void onContent(Buffer chunk) {
         long now = System.nanoTime();
         idle.touch(now);
-        timer.chunk(chunk, now, status / 100 == 2 ? into : null);
+        timer.chunk(chunk, now, timings);
       }
 
       @Override
@@ -316,7 +319,10 @@ public final class LoadGenerator {
         }
       }
 
-      /** Ends the exchange and gives its connection back (closed unless {@code reusable}); false if it had ended already. */
+      /**
+       * Ends the exchange and gives its connection back (closed unless {@code reusable}); false if
+       * it had ended already.
+       */
       private boolean finish(boolean reusable) {
         if (ended) {
           return false;

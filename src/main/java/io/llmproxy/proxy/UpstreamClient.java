@@ -74,10 +74,17 @@ public final class UpstreamClient {
   /** Whom an https backend's certificate must chain to. */
   public sealed interface Trust {
     /** The JDK's trusted authorities, and the certificate must name the URL's host. */
-    Trust JDK = new Certificates(null);
+    Trust JDK = new Jdk();
+
+    /** The JDK's trusted authorities ({@link #JDK}). */
+    record Jdk() implements Trust {}
 
     /** Authorities in a PEM file instead of the JDK's (tests trust their own); still checked by host name. */
-    record Certificates(File pem) implements Trust {}
+    record Certificates(File pem) implements Trust {
+      public Certificates {
+        requireNonNull(pem, "pem");
+      }
+    }
 
     /** Any certificate, for any name: only for a load generator pointed at a test endpoint. */
     record Any() implements Trust {}
@@ -91,7 +98,7 @@ public final class UpstreamClient {
   /** The pool of the gateway's {@code upstream} settings, the cap split across {@code eventLoops}. */
   static Limits limits(GatewayConfig config, int eventLoops, Trust trust) {
     GatewayConfig.UpstreamConfig up = config.upstream();
-    return new Limits(Math.max(1, (up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops),
+    return new Limits((up.maxConnectionsPerBackend() + eventLoops - 1) / eventLoops,
         up.keepAliveTimeout().toNanos(), up.maxWaitQueue(), trust);
   }
 
@@ -116,12 +123,8 @@ public final class UpstreamClient {
     try {
       SslContextBuilder b = SslContextBuilder.forClient();
       switch (trust) {
-        case Trust.Certificates c -> {
-          b.endpointIdentificationAlgorithm("HTTPS");
-          if (c.pem() != null) {
-            b.trustManager(c.pem());
-          }
-        }
+        case Trust.Jdk jdk -> b.endpointIdentificationAlgorithm("HTTPS");
+        case Trust.Certificates c -> b.endpointIdentificationAlgorithm("HTTPS").trustManager(c.pem());
         case Trust.Any any -> b.endpointIdentificationAlgorithm(null).trustManager(InsecureTrustManagerFactory.INSTANCE);
       }
       return b.build();

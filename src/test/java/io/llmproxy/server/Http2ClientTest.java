@@ -107,7 +107,8 @@ class Http2ClientTest {
     assertThat(s.status()).isEqualTo(200);
     assertThat(s.headers().get("content-type")).startsWith("text/event-stream");
     assertThat(s.events().stream().filter(Event::isContent)).hasSize(8);
-    assertThat(s.heldBack(gw.posts(0).get(30).chunkSentAtNanos(), Duration.ofMillis(25))).as("events held until the next was sent").isEmpty();
+    assertThat(s.heldBack(gw.posts(0).get(30).chunkSentAtNanos(), Duration.ofMillis(25)))
+        .as("events held until the next was sent").isEmpty();
     assertThat(s.events().get(s.events().size() - 1).data()).isEqualTo("[DONE]");
     assertThat(connections).hasValue(1);
   }

@@ -45,7 +45,8 @@ class StreamingTest {
       assertThat(s.status()).isEqualTo(200);
       assertThat(s.events().stream().filter(Event::isContent)).hasSize(12);
       RequestRecord seen = gw.posts(0).get(30);
-      assertThat(s.heldBack(seen.chunkSentAtNanos(), Duration.ofMillis(25))).as("events held until the next was sent").isEmpty();
+      assertThat(s.heldBack(seen.chunkSentAtNanos(), Duration.ofMillis(25)))
+          .as("events held until the next was sent").isEmpty();
       List<Event> all = s.events();
       assertThat(all.get(all.size() - 1).data()).isEqualTo("[DONE]");
       assertThat(all.get(all.size() - 2).data()).contains("\"usage\"");

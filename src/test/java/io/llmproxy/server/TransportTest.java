@@ -100,7 +100,8 @@ class TransportTest {
     // it does not start; auto takes epoll.
     List<String> noUring = List.of("netty-transport-native-io_uring");
     String strict = config(dir, "strict", "transport: io_uring\n");
-    try (JavaProcess p = JavaProcess.startWithout(noUring, List.of(), "io.llmproxy.cli.Main", "serve", "--config", strict)) {
+    try (JavaProcess p = JavaProcess.startWithout(noUring, List.of(), "io.llmproxy.cli.Main", "serve", "--config",
+        strict)) {
       assertThat(p.exitCode(Duration.ofSeconds(30))).isEqualTo(1);
       assertThat(p.lines()).anySatisfy(line -> assertThat(line)
           .contains("llmproxy could not start: transport: io_uring is not available here"));
