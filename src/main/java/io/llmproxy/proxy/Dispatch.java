@@ -579,8 +579,10 @@ public final class Dispatch {
     String name = a.backend().name();
     Throwable t = a.cause();
     return switch (f) {
-      case CONNECT -> "Backend " + name + (isTimeout(t) ? " did not accept the connection in time."
-          : t instanceof ConnectException ? " refused the connection." : " could not be reached.");
+      case CONNECT -> t instanceof UpstreamClient.NoSocketException
+          ? "The gateway could not open a connection to backend " + name + " (it is out of sockets)."
+          : "Backend " + name + (isTimeout(t) ? " did not accept the connection in time."
+              : t instanceof ConnectException ? " refused the connection." : " could not be reached.");
       case RESET -> "Backend " + name + " closed the connection.";
       case FIRST_TOKEN_TIMEOUT -> "Backend " + name + " produced no first token within the first_token timeout.";
       case IDLE_TIMEOUT -> "Backend " + name + " sent nothing for longer than the idle timeout.";

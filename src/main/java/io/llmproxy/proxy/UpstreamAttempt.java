@@ -30,7 +30,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
 
   /** Why an attempt failed on its own (a bad status is decided by the dispatch instead). */
   enum Failure {
-    /** No connection: refused, unreachable, or the connect timeout. */
+    /** No connection: refused, unreachable, the connect timeout, or no socket left to open one. */
     CONNECT,
     /** The connection broke, before or during the response. */
     RESET,
@@ -335,11 +335,15 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     cause = t;
     end(State.FAILED);
     reset();
-    backend.failed(switch (failure) {
-      case CONNECT -> PassiveHealth.Failure.CONNECT;
-      case RESET -> PassiveHealth.Failure.RESET;
-      case FIRST_TOKEN_TIMEOUT, IDLE_TIMEOUT -> PassiveHealth.Failure.TIMEOUT;
-    }, 0, canary && !healthReported);
+    if (t instanceof UpstreamClient.NoSocketException) {
+      backend.abandoned(canary && !healthReported); // the gateway's own shortage, not the backend's
+    } else {
+      backend.failed(switch (failure) {
+        case CONNECT -> PassiveHealth.Failure.CONNECT;
+        case RESET -> PassiveHealth.Failure.RESET;
+        case FIRST_TOKEN_TIMEOUT, IDLE_TIMEOUT -> PassiveHealth.Failure.TIMEOUT;
+      }, 0, canary && !healthReported);
+    }
     healthReported = true;
     dispatch.onFailure(this, failure);
   }

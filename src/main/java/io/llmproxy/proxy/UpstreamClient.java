@@ -6,11 +6,13 @@ import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelException;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
+import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.ssl.SslContext;
@@ -24,6 +26,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.internal.ContextInternal;
 import io.vertx.core.internal.VertxInternal;
 import java.io.File;
+import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -52,6 +55,7 @@ public final class UpstreamClient {
   static final long SWEEP_MS = 1_000;
 
   private final Vertx vertx;
+  private final EventLoop loop;
   private final Bootstrap bootstrap;
   private final SslContext tls;
   private final int maxPerBackend;
@@ -110,8 +114,9 @@ public final class UpstreamClient {
     this.keepAliveNanos = limits.keepAliveNanos();
     this.maxWaiters = limits.maxWaiters();
     VertxInternal vi = (VertxInternal) vertx;
+    this.loop = ((ContextInternal) context).nettyEventLoop();
     this.bootstrap = new Bootstrap()
-        .group(((ContextInternal) context).nettyEventLoop())
+        .group(loop)
         .channelFactory(vi.transport().channelFactory(false))
         .resolver(vi.nameResolver().nettyAddressResolverGroup())
         .option(ChannelOption.TCP_NODELAY, true)
@@ -130,6 +135,24 @@ public final class UpstreamClient {
       return b.build();
     } catch (SSLException e) {
       throw new IllegalStateException("TLS to https backends is not available: " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * The gateway could not open a socket to a backend (too many open files, say). The backend was
+   * never asked, so this does not count against its health.
+   */
+  public static final class NoSocketException extends IOException {
+    NoSocketException(Backend backend, Throwable cause) {
+      super("no socket to " + backend.name() + " could be opened: " + rootMessage(cause), cause);
+    }
+
+    private static String rootMessage(Throwable t) {
+      Throwable root = t;
+      while (root.getCause() != null && root.getCause() != root) {
+        root = root.getCause();
+      }
+      return root.getMessage() == null ? root.toString() : root.getMessage();
     }
   }
 
@@ -297,29 +320,41 @@ public final class UpstreamClient {
           })
           .connect(backend.host(), backend.port());
       cf.addListener((ChannelFutureListener) f -> {
-        if (!f.isSuccess()) {
-          open--;
-          leased.fail(f.cause());
-          return;
-        }
-        Channel ch = f.channel();
-        SslHandler ssl = ch.pipeline().get(SslHandler.class);
-        if (ssl == null) {
-          connected(ch, leased);
+        if (loop.inEventLoop()) {
+          connectDone(f, leased);
         } else {
-          // an https backend is ready once its certificate is checked: a bad one is a connect error
-          ssl.handshakeFuture().addListener(h -> {
-            if (h.isSuccess()) {
-              connected(ch, leased);
-            } else {
-              open--;
-              ch.close();
-              leased.tryFail(h.cause());
-            }
-          });
+          // A socket that could not be created never reached the loop: Netty fails its future on
+          // its global executor, and the pool and the client's response belong to this loop.
+          loop.execute(() -> connectDone(f, leased));
         }
       });
       return leased.future();
+    }
+
+    private void connectDone(ChannelFuture f, Promise<Lease> leased) {
+      if (!f.isSuccess()) {
+        open--;
+        // Netty reports a socket it could not create or register as a ChannelException; a refused,
+        // unreachable or timed-out connect comes as the connect's own error.
+        leased.fail(f.cause() instanceof ChannelException ? new NoSocketException(backend, f.cause()) : f.cause());
+        return;
+      }
+      Channel ch = f.channel();
+      SslHandler ssl = ch.pipeline().get(SslHandler.class);
+      if (ssl == null) {
+        connected(ch, leased);
+      } else {
+        // an https backend is ready once its certificate is checked: a bad one is a connect error
+        ssl.handshakeFuture().addListener(h -> {
+          if (h.isSuccess()) {
+            connected(ch, leased);
+          } else {
+            open--;
+            ch.close();
+            leased.tryFail(h.cause());
+          }
+        });
+      }
     }
 
     private void connected(Channel ch, Promise<Lease> leased) {
