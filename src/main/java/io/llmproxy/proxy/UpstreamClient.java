@@ -30,6 +30,7 @@ import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -53,6 +54,11 @@ import javax.net.ssl.SSLException;
 public final class UpstreamClient {
   /** How often idle connections past the keep-alive timeout are closed. */
   static final long SWEEP_MS = 1_000;
+  /**
+   * Idle connections closed, the longest idle first, when no socket could be opened (the process
+   * is out of file descriptors): the connect is then tried once more.
+   */
+  static final int FREED_WHEN_OUT_OF_SOCKETS = 64;
 
   private final Vertx vertx;
   private final EventLoop loop;
@@ -233,6 +239,35 @@ public final class UpstreamClient {
     }
   }
 
+  /**
+   * Closes up to {@code max} idle connections to any backend, the longest idle first, and runs
+   * {@code then} once their sockets are closed. False, and {@code then} is not run, when none is idle.
+   */
+  private boolean closeLongestIdle(int max, Runnable then) {
+    List<Conn> oldest = new ArrayList<>();
+    for (Route r : routes.values()) {
+      for (Conn c : r.idle) {
+        if (!c.closed) {
+          oldest.add(c);
+        }
+      }
+    }
+    if (oldest.isEmpty()) {
+      return false;
+    }
+    oldest.sort(Comparator.comparingLong(c -> c.idleSince));
+    List<Conn> closing = oldest.subList(0, Math.min(max, oldest.size()));
+    int[] left = {closing.size()};
+    for (Conn c : closing) {
+      c.close().addListener(f -> {
+        if (--left[0] == 0) {
+          then.run();
+        }
+      });
+    }
+    return true;
+  }
+
   /** One connection, idle or leased. */
   private static final class Conn {
     final UpstreamConnection connection;
@@ -243,11 +278,13 @@ public final class UpstreamClient {
       this.connection = connection;
     }
 
-    void close() {
-      if (!closed) {
-        closed = true;
-        connection.close();
+    /** Closes it once; completes when its socket is closed. */
+    ChannelFuture close() {
+      if (closed) {
+        return connection.channel().closeFuture();
       }
+      closed = true;
+      return connection.close();
     }
   }
 
@@ -301,6 +338,10 @@ public final class UpstreamClient {
     }
 
     private Future<Lease> connect(long connectTimeoutMs) {
+      return connect(connectTimeoutMs, false);
+    }
+
+    private Future<Lease> connect(long connectTimeoutMs, boolean freedSockets) {
       open++;
       Promise<Lease> leased = Promise.promise();
       ChannelFuture cf = bootstrap.clone()
@@ -321,22 +362,28 @@ public final class UpstreamClient {
           .connect(backend.host(), backend.port());
       cf.addListener((ChannelFutureListener) f -> {
         if (loop.inEventLoop()) {
-          connectDone(f, leased);
+          connectDone(f, leased, connectTimeoutMs, freedSockets);
         } else {
           // A socket that could not be created never reached the loop: Netty fails its future on
           // its global executor, and the pool and the client's response belong to this loop.
-          loop.execute(() -> connectDone(f, leased));
+          loop.execute(() -> connectDone(f, leased, connectTimeoutMs, freedSockets));
         }
       });
       return leased.future();
     }
 
-    private void connectDone(ChannelFuture f, Promise<Lease> leased) {
+    private void connectDone(ChannelFuture f, Promise<Lease> leased, long connectTimeoutMs, boolean freedSockets) {
       if (!f.isSuccess()) {
         open--;
         // Netty reports a socket it could not create or register as a ChannelException; a refused,
-        // unreachable or timed-out connect comes as the connect's own error.
-        leased.fail(f.cause() instanceof ChannelException ? new NoSocketException(backend, f.cause()) : f.cause());
+        // unreachable or timed-out connect comes as the connect's own error. Out of sockets, idle
+        // connections give theirs back and the connect is tried once more.
+        if (!(f.cause() instanceof ChannelException)) {
+          leased.fail(f.cause());
+        } else if (freedSockets || !closeLongestIdle(FREED_WHEN_OUT_OF_SOCKETS,
+            () -> connect(connectTimeoutMs, true).onComplete(leased))) {
+          leased.fail(new NoSocketException(backend, f.cause()));
+        }
         return;
       }
       Channel ch = f.channel();

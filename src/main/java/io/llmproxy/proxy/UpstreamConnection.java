@@ -2,6 +2,7 @@ package io.llmproxy.proxy;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
@@ -130,11 +131,14 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** Closes the connection (the backend sees the disconnect); an exchange in progress hears nothing more. */
-  void close() {
+  /**
+   * Closes the connection (the backend sees the disconnect); an exchange in progress hears nothing
+   * more. Completes when the socket is closed.
+   */
+  ChannelFuture close() {
     listener = null;
     dropUnsent();
-    channel.close();
+    return channel.close();
   }
 
   @Override

@@ -18,6 +18,7 @@ import io.vertx.core.transport.Transport;
 import java.net.SocketException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /** The upstream pool when the gateway cannot open a socket at all. */
@@ -34,7 +35,7 @@ class UpstreamClientTest {
    */
   @Test
   void aSocketThatCannotBeCreatedFailsTheLeaseOnItsEventLoop() throws Exception {
-    Vertx vertx = Vertx.builder().withTransport(new NoClientSockets()).build();
+    Vertx vertx = Vertx.builder().withTransport(new NoClientSockets(-1)).build();
     try {
       Context context = vertx.getOrCreateContext();
       GatewayConfig config = ConfigLoader.parse("backends: [{url: \"http://127.0.0.1:9\", name: gpu}]\n", n -> null);
@@ -57,9 +58,56 @@ class UpstreamClientTest {
     }
   }
 
-  /** Java NIO, except that no client socket can be created, as when the process has no fd left. */
+  /**
+   * Out of sockets with connections idle in the pool (to any backend): the longest idle give their
+   * sockets back and the connect is tried once more, so the request is served.
+   */
+  @Test
+  void outOfSocketsTheIdleConnectionsAreClosedAndTheConnectTriedAgain() throws Exception {
+    NoClientSockets transport = new NoClientSockets(0);
+    Vertx vertx = Vertx.builder().withTransport(transport).build();
+    try {
+      int port = vertx.createHttpServer().requestHandler(req -> req.response().end("ok"))
+          .listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
+      Context context = vertx.getOrCreateContext();
+      GatewayConfig config = ConfigLoader.parse("backends:\n"
+          + "  - {url: \"http://127.0.0.1:" + port + "\", name: idle}\n"
+          + "  - {url: \"http://localhost:" + port + "\", name: busy}\n", n -> null);
+      Backend idle = new Backend(config.backends().get(0), 0, false);
+      Backend busy = new Backend(config.backends().get(1), 1, false);
+      CompletableFuture<Integer> served = new CompletableFuture<>();
+      CompletableFuture<Boolean> idleClosed = new CompletableFuture<>();
+      context.runOnContext(v -> {
+        UpstreamClient client = new UpstreamClient(context, UpstreamClient.limits(config, 1, UpstreamClient.Trust.JDK));
+        client.lease(idle, 1_000)
+            .compose(lease -> {
+              lease.connection().channel().closeFuture().addListener(f -> idleClosed.complete(true));
+              lease.release(true); // idle in the pool
+              transport.failing.set(1); // the next socket cannot be created
+              return client.lease(busy, 1_000);
+            })
+            .onSuccess(lease -> served.complete(client.open(busy)))
+            .onFailure(served::completeExceptionally);
+      });
+      assertThat(served.get(10, TimeUnit.SECONDS)).as("connections open to the backend asked for").isEqualTo(1);
+      assertThat(idleClosed.getNow(false)).as("the idle connection to the other backend was closed").isTrue();
+      assertThat(transport.failing.get()).as("sockets still to refuse").isZero();
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
+  /**
+   * Java NIO, except that client sockets cannot be created while {@code failing} is above zero (it
+   * counts down each refusal; -1 refuses them all), as when the process has no fd left.
+   */
   private static final class NoClientSockets implements Transport {
     private final io.vertx.core.spi.transport.Transport nio = Transport.NIO.implementation();
+    private final AtomicInteger failing;
+
+    NoClientSockets(int failing) {
+      this.failing = new AtomicInteger(failing);
+    }
 
     @Override
     public String name() {
@@ -97,9 +145,13 @@ class UpstreamClientTest {
 
         @Override
         public ChannelFactory<? extends Channel> channelFactory(boolean domainSocket) {
+          ChannelFactory<? extends Channel> sockets = nio.channelFactory(domainSocket);
           return () -> {
-            // what Netty's NIO socket throws when socket(2) fails with EMFILE
-            throw new ChannelException("Failed to open a socket.", new SocketException("Too many open files"));
+            if (failing.getAndUpdate(n -> n > 0 ? n - 1 : n) != 0) {
+              // what Netty's NIO socket throws when socket(2) fails with EMFILE
+              throw new ChannelException("Failed to open a socket.", new SocketException("Too many open files"));
+            }
+            return sockets.newChannel();
           };
         }
 
