@@ -35,7 +35,10 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
 sim $SIM --ttft 0 --itl 0 --tokens 16
 sim $SIM_C1 --ttft 100ms --itl 20ms --tokens 100
 nginx_proxy $SIM:$NG:1024 $SIM_C1:$NG_C1:2048
-jvm=(-Xms64m -Xmx512m --enable-native-access=ALL-UNNAMED)
+# the heap and Unsafe memory access bin/llmproxy gives the gateway (the option exists from JDK 23 on)
+jvm=(-Xms32m -Xmx512m --enable-native-access=ALL-UNNAMED)
+major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$JAVA_HOME/release" 2>/dev/null || true)"
+if [ -n "$major" ] && [ "$major" -ge 23 ] 2>/dev/null; then jvm+=(--sun-misc-unsafe-memory-access=allow); fi
 forwarder() { # Netty|Vertx LISTEN BACKEND
   "$java" "${jvm[@]}" -cp target/llmproxy.jar "bench/floor/$1Forwarder.java" "$2" "$3" > "$work/$1-$2.log" 2>&1 & pids+=($!)
 }
@@ -56,6 +59,7 @@ wait_ready "http://127.0.0.1:$SIM/health"
 wait_ready "http://127.0.0.1:$LP/ready"
 for p in $NETTY $VERTX $NETTY_C1 $VERTX_C1; do wait_ready "http://127.0.0.1:$p/v1/chat/completions" -X POST -d '{}'; done
 wait_ready "http://127.0.0.1:$NG_C1/health"
+log "transports: raw Netty $(grep -o '([a-z_]*)' "$work/Netty-$NETTY.log"), Vert.x $(grep -o '([a-z_]*)' "$work/Vertx-$VERTX.log"), llmproxy $(grep -o 'event loops ([a-z_]*)' "$work/llmproxy.log" | head -1 | cut -d' ' -f3)"
 
 # the pid listening on a port (a JVM's event loops are threads of it)
 pid_of() { ss -Hltnp "sport = :$1" | sed -E 's/.*pid=([0-9]+).*/\1/' | head -n 1; }

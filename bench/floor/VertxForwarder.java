@@ -10,14 +10,16 @@ import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.RequestOptions;
+import io.vertx.core.transport.Transport;
 import java.util.ArrayDeque;
 
 /**
- * The floor of a forwarder on Vert.x 5's HTTP server and client (the ones in llmproxy's jar): one
- * server on each event loop, each with its own pool of upstream connections (a stack, as llmproxy's),
- * the request body read whole, the response streamed back (with the backend's Content-Length, or
- * chunked without one). No routing, no error handling, no metrics, no log: a measuring stick for
- * bench/floor.sh, not a proxy.
+ * The floor of a forwarder on Vert.x 5's HTTP server and client (the ones in llmproxy's jar), on
+ * io_uring where the kernel has it, as llmproxy's {@code transport: auto}, else epoll
+ * ({@code -Dfloor.transport=epoll} asks for epoll): one server on each event loop, each with its
+ * own pool of upstream connections (a stack, as llmproxy's), the request body read whole, the
+ * response streamed back (with the backend's Content-Length, or chunked without one). No routing,
+ * no error handling, no metrics, no log: a measuring stick for bench/floor.sh, not a proxy.
  *
  *   java -cp target/llmproxy.jar bench/floor/VertxForwarder.java LISTEN_PORT BACKEND_PORT
  */
@@ -36,10 +38,14 @@ public class VertxForwarder extends VerticleBase {
     int port = Integer.parseInt(args[0]);
     int backendPort = Integer.parseInt(args[1]);
     int loops = Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
+    boolean uring = Transport.IO_URING.available() && !"epoll".equals(System.getProperty("floor.transport"));
+    Transport transport = uring ? Transport.IO_URING : Transport.EPOLL;
+    Vertx vertx = Vertx.builder().with(new VertxOptions().setEventLoopPoolSize(loops))
+        .withTransport(transport).build();
     // One instance on each loop (deployVerticle with setInstances sometimes puts two on one).
     PerEventLoop.deploy(vertx, loops, () -> new VertxForwarder(port, backendPort))
-        .onSuccess(id -> System.out.println("vert.x forwarder on 127.0.0.1:" + port + " to 127.0.0.1:" + backendPort))
+        .onSuccess(id -> System.out.println("vert.x forwarder on 127.0.0.1:" + port + " to 127.0.0.1:" + backendPort
+            + " (" + transport.name() + ")"))
         .onFailure(Throwable::printStackTrace);
   }
 
