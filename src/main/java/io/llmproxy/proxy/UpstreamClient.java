@@ -50,6 +50,9 @@ import javax.net.ssl.SSLException;
  * halved until they timed out). A connection is given back only after a complete exchange; one
  * whose request was reset or cut is closed, never reused. Connections per backend are capped (the
  * cap split across the event loops); requests beyond it wait, for at most the connect timeout.
+ * Out of sockets (no file descriptor left), the longest idle connections are closed to make room
+ * and the connect is tried once more; if that fails too, the lease fails with a
+ * {@link NoSocketException}, which the backend's health does not count.
  */
 public final class UpstreamClient {
   /** How often idle connections past the keep-alive timeout are closed. */
