@@ -213,13 +213,21 @@ public final class Gateway {
    * follow {@code timeMeter} (tests move them by hand).
    */
   public static Future<Gateway> start(GatewayConfig config, Clock clock, TimeMeter timeMeter) {
-    int loops = Runtime.getRuntime().availableProcessors();
     Transport transport;
     try {
       transport = transport(requireNonNull(config, "config").transport());
     } catch (IllegalStateException e) {
       return Future.failedFuture(e);
     }
+    return start(config, clock, timeMeter, transport);
+  }
+
+  /**
+   * Starts a gateway on {@code transport} instead of the one {@code config.transport} names (tests
+   * give it one whose sockets fail).
+   */
+  public static Future<Gateway> start(GatewayConfig config, Clock clock, TimeMeter timeMeter, Transport transport) {
+    int loops = Runtime.getRuntime().availableProcessors();
     Vertx vertx = Vertx.builder().with(new VertxOptions().setEventLoopPoolSize(loops)).withTransport(transport).build();
     Gateway gateway;
     try {

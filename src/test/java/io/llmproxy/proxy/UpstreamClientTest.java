@@ -5,20 +5,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
-import io.netty.channel.Channel;
-import io.netty.channel.ChannelException;
-import io.netty.channel.ChannelFactory;
-import io.netty.channel.IoHandlerFactory;
-import io.netty.channel.ServerChannel;
-import io.netty.channel.socket.DatagramChannel;
-import io.netty.channel.socket.InternetProtocolFamily;
+import io.llmproxy.testing.NoSocketsTransport;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
-import io.vertx.core.transport.Transport;
-import java.net.SocketException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /** The upstream pool when the gateway cannot open a socket at all. */
@@ -35,7 +26,7 @@ class UpstreamClientTest {
    */
   @Test
   void aSocketThatCannotBeCreatedFailsTheLeaseOnItsEventLoop() throws Exception {
-    Vertx vertx = Vertx.builder().withTransport(new NoClientSockets(-1)).build();
+    Vertx vertx = Vertx.builder().withTransport(refusingAll()).build();
     try {
       Context context = vertx.getOrCreateContext();
       GatewayConfig config = ConfigLoader.parse("backends: [{url: \"http://127.0.0.1:9\", name: gpu}]\n", n -> null);
@@ -64,7 +55,7 @@ class UpstreamClientTest {
    */
   @Test
   void outOfSocketsTheIdleConnectionsAreClosedAndTheConnectTriedAgain() throws Exception {
-    NoClientSockets transport = new NoClientSockets(0);
+    NoSocketsTransport transport = new NoSocketsTransport();
     Vertx vertx = Vertx.builder().withTransport(transport).build();
     try {
       int port = vertx.createHttpServer().requestHandler(req -> req.response().end("ok"))
@@ -83,7 +74,7 @@ class UpstreamClientTest {
             .compose(lease -> {
               lease.connection().channel().closeFuture().addListener(f -> idleClosed.complete(true));
               lease.release(true); // idle in the pool
-              transport.failing.set(1); // the next socket cannot be created
+              transport.refuse(1); // the next socket cannot be created
               return client.lease(busy, 1_000);
             })
             .onSuccess(lease -> served.complete(client.open(busy)))
@@ -91,75 +82,15 @@ class UpstreamClientTest {
       });
       assertThat(served.get(10, TimeUnit.SECONDS)).as("connections open to the backend asked for").isEqualTo(1);
       assertThat(idleClosed.getNow(false)).as("the idle connection to the other backend was closed").isTrue();
-      assertThat(transport.failing.get()).as("sockets still to refuse").isZero();
+      assertThat(transport.refusing()).as("sockets still to refuse").isZero();
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
   }
 
-  /**
-   * Java NIO, except that client sockets cannot be created while {@code failing} is above zero (it
-   * counts down each refusal; -1 refuses them all), as when the process has no fd left.
-   */
-  private static final class NoClientSockets implements Transport {
-    private final io.vertx.core.spi.transport.Transport nio = Transport.NIO.implementation();
-    private final AtomicInteger failing;
-
-    NoClientSockets(int failing) {
-      this.failing = new AtomicInteger(failing);
-    }
-
-    @Override
-    public String name() {
-      return "nio";
-    }
-
-    @Override
-    public boolean available() {
-      return true;
-    }
-
-    @Override
-    public Throwable unavailabilityCause() {
-      return null;
-    }
-
-    @Override
-    public io.vertx.core.spi.transport.Transport implementation() {
-      return new io.vertx.core.spi.transport.Transport() {
-        @Override
-        public IoHandlerFactory ioHandlerFactory() {
-          return nio.ioHandlerFactory();
-        }
-
-        @Override
-        public DatagramChannel datagramChannel() {
-          return nio.datagramChannel();
-        }
-
-        @Override
-        @SuppressWarnings("deprecation")
-        public DatagramChannel datagramChannel(InternetProtocolFamily family) {
-          return nio.datagramChannel(family);
-        }
-
-        @Override
-        public ChannelFactory<? extends Channel> channelFactory(boolean domainSocket) {
-          ChannelFactory<? extends Channel> sockets = nio.channelFactory(domainSocket);
-          return () -> {
-            if (failing.getAndUpdate(n -> n > 0 ? n - 1 : n) != 0) {
-              // what Netty's NIO socket throws when socket(2) fails with EMFILE
-              throw new ChannelException("Failed to open a socket.", new SocketException("Too many open files"));
-            }
-            return sockets.newChannel();
-          };
-        }
-
-        @Override
-        public ChannelFactory<? extends ServerChannel> serverChannelFactory(boolean domainSocket) {
-          return nio.serverChannelFactory(domainSocket);
-        }
-      };
-    }
+  private static NoSocketsTransport refusingAll() {
+    NoSocketsTransport t = new NoSocketsTransport();
+    t.refuse(-1);
+    return t;
   }
 }

@@ -10,6 +10,7 @@ import io.llmproxy.sim.SimulatorOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.vertx.core.transport.Transport;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
@@ -80,6 +81,7 @@ public final class TestGateway implements AutoCloseable {
     private TimeMeter time = TimeMeter.SYSTEM_NANOTIME;
     private boolean addListen = true;
     private boolean captureAccessLog;
+    private Transport transport;
 
     private Builder(String yaml) {
       this.yaml = yaml;
@@ -103,6 +105,12 @@ public final class TestGateway implements AutoCloseable {
     /** The YAML has its own {@code listen} (port 0): none is added, and the client connects to its host. */
     public Builder ownListen() {
       this.addListen = false;
+      return this;
+    }
+
+    /** Runs the gateway on {@code transport} instead of the one its config names. */
+    public Builder transport(Transport transport) {
+      this.transport = transport;
       return this;
     }
 
@@ -131,12 +139,12 @@ public final class TestGateway implements AutoCloseable {
           PrintStream original = System.out;
           System.setOut(new PrintStream(new TeeOutputStream(original, accessLog), true, StandardCharsets.UTF_8));
           try {
-            starting = Gateway.start(config, clock, time);
+            starting = startGateway(config);
           } finally {
             System.setOut(original);
           }
         } else {
-          starting = Gateway.start(config, clock, time);
+          starting = startGateway(config);
         }
         Gateway gateway = await(starting);
         return new TestGateway(vertx, sims, gateway, accessLog);
@@ -144,6 +152,10 @@ public final class TestGateway implements AutoCloseable {
         vertx.close();
         throw new IllegalStateException("test gateway did not start", e);
       }
+    }
+
+    private Future<Gateway> startGateway(GatewayConfig config) {
+      return transport == null ? Gateway.start(config, clock, time) : Gateway.start(config, clock, time, transport);
     }
   }
 
