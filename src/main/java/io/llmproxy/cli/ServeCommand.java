@@ -1,5 +1,7 @@
 package io.llmproxy.cli;
 
+import static io.llmproxy.api.Throwables.rootMessage;
+
 import io.llmproxy.config.ConfigException;
 import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
@@ -93,13 +95,5 @@ public final class ServeCommand implements Callable<Integer> {
         Thread.currentThread().interrupt();
       }
     }
-  }
-
-  static String rootMessage(Throwable t) {
-    Throwable c = t;
-    while (c.getCause() != null && c.getCause() != c) {
-      c = c.getCause();
-    }
-    return c.getMessage() == null ? c.toString() : c.getMessage();
   }
 }

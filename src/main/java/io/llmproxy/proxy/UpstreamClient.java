@@ -2,6 +2,7 @@ package io.llmproxy.proxy;
 
 import static java.util.Objects.requireNonNull;
 
+import io.llmproxy.api.Throwables;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
 import io.netty.bootstrap.Bootstrap;
@@ -19,6 +20,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
+import io.netty.util.concurrent.PromiseCombiner;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -153,15 +155,7 @@ public final class UpstreamClient {
    */
   public static final class NoSocketException extends IOException {
     NoSocketException(Backend backend, Throwable cause) {
-      super("no socket to " + backend.name() + " could be opened: " + rootMessage(cause), cause);
-    }
-
-    private static String rootMessage(Throwable t) {
-      Throwable root = t;
-      while (root.getCause() != null && root.getCause() != root) {
-        root = root.getCause();
-      }
-      return root.getMessage() == null ? root.toString() : root.getMessage();
+      super("no socket to " + backend.name() + " could be opened: " + Throwables.rootMessage(cause), cause);
     }
   }
 
@@ -259,15 +253,9 @@ public final class UpstreamClient {
       return false;
     }
     oldest.sort(Comparator.comparingLong(c -> c.idleSince));
-    List<Conn> closing = oldest.subList(0, Math.min(max, oldest.size()));
-    int[] left = {closing.size()};
-    for (Conn c : closing) {
-      c.close().addListener(f -> {
-        if (--left[0] == 0) {
-          then.run();
-        }
-      });
-    }
+    PromiseCombiner closing = new PromiseCombiner(loop);
+    oldest.subList(0, Math.min(max, oldest.size())).forEach(c -> closing.add(c.close()));
+    closing.finish(loop.<Void>newPromise().addListener(f -> then.run()));
     return true;
   }
 
