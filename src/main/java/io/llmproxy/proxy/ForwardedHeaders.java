@@ -2,7 +2,9 @@ package io.llmproxy.proxy;
 
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.util.AsciiString;
 import io.vertx.core.MultiMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -24,33 +26,41 @@ public final class ForwardedHeaders {
       "host", "content-length", "authorization", "api-key", "x-api-key", "accept-encoding", "expect",
       "x-forwarded-for"};
   private static final String GATEWAY_PREFIX = "x-llmproxy-";
+  private static final AsciiString X_FORWARDED_FOR = AsciiString.cached("x-forwarded-for");
 
   private ForwardedHeaders() {}
 
   /** Copies the client's headers that may go upstream, and appends {@code clientIp} to X-Forwarded-For. */
   public static void copyRequest(MultiMap from, HttpHeaders to, String clientIp) {
-    List<String> connection = from.getAll("connection");
-    for (Map.Entry<String, String> e : from) {
-      String name = e.getKey();
+    List<String> connection = from.contains(HttpHeaderNames.CONNECTION) ? from.getAll(HttpHeaderNames.CONNECTION) : List.of();
+    // Vert.x's request headers are Netty headers too: their names and values cross as they were
+    // decoded (no String made of each), and are encoded upstream from their bytes.
+    Iterator<Map.Entry<CharSequence, CharSequence>> it = from instanceof HttpHeaders nettyHeaders
+        ? nettyHeaders.iteratorCharSequence() : asCharSequences(from);
+    while (it.hasNext()) {
+      Map.Entry<CharSequence, CharSequence> e = it.next();
+      CharSequence name = e.getKey();
       if (isOneOf(name, HOP_BY_HOP) || isOneOf(name, REQUEST_ONLY) || startsWithIgnoreCase(name, GATEWAY_PREFIX)
           || listedIn(connection, name)) {
         continue;
       }
       to.add(name, e.getValue());
     }
-    String xff = from.get("x-forwarded-for");
+    String xff = from.get(X_FORWARDED_FOR);
     if (clientIp != null) {
-      to.set("x-forwarded-for", xff == null || xff.isBlank() ? clientIp : xff + ", " + clientIp);
+      to.set(X_FORWARDED_FOR, xff == null || xff.isBlank() ? clientIp : xff + ", " + clientIp);
     } else if (xff != null) {
-      to.set("x-forwarded-for", xff);
+      to.set(X_FORWARDED_FOR, xff);
     }
   }
 
   /** Copies the backend's response headers that may go to the client. */
   public static void copyResponse(HttpHeaders from, MultiMap to) {
-    List<String> connection = from.getAll(HttpHeaderNames.CONNECTION);
-    for (Map.Entry<String, String> e : from) {
-      String name = e.getKey();
+    List<String> connection = from.contains(HttpHeaderNames.CONNECTION) ? from.getAll(HttpHeaderNames.CONNECTION) : List.of();
+    Iterator<Map.Entry<CharSequence, CharSequence>> it = from.iteratorCharSequence();
+    while (it.hasNext()) {
+      Map.Entry<CharSequence, CharSequence> e = it.next();
+      CharSequence name = e.getKey();
       if (isOneOf(name, HOP_BY_HOP) || listedIn(connection, name)) {
         continue;
       }
@@ -58,27 +68,43 @@ public final class ForwardedHeaders {
     }
   }
 
+  private static Iterator<Map.Entry<CharSequence, CharSequence>> asCharSequences(MultiMap headers) {
+    Iterator<Map.Entry<String, String>> it = headers.iterator();
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        return it.hasNext();
+      }
+
+      @Override
+      public Map.Entry<CharSequence, CharSequence> next() {
+        Map.Entry<String, String> e = it.next();
+        return Map.entry(e.getKey(), e.getValue());
+      }
+    };
+  }
+
   /** A cheap pre-check on the length and first letter, then a case-insensitive compare. */
-  private static boolean isOneOf(String name, String[] lowerCaseNames) {
+  private static boolean isOneOf(CharSequence name, String[] lowerCaseNames) {
     int len = name.length();
     if (len == 0) {
       return false;
     }
-    char first = Character.toLowerCase(name.charAt(0));
+    char first = AsciiString.toLowerCase(name.charAt(0));
     for (String n : lowerCaseNames) {
-      if (n.length() == len && n.charAt(0) == first && n.regionMatches(true, 1, name, 1, len - 1)) {
+      if (n.length() == len && n.charAt(0) == first && AsciiString.regionMatches(name, true, 1, n, 1, len - 1)) {
         return true;
       }
     }
     return false;
   }
 
-  private static boolean startsWithIgnoreCase(String s, String lowerPrefix) {
-    return s.regionMatches(true, 0, lowerPrefix, 0, lowerPrefix.length());
+  private static boolean startsWithIgnoreCase(CharSequence s, String lowerPrefix) {
+    return AsciiString.regionMatches(s, true, 0, lowerPrefix, 0, lowerPrefix.length());
   }
 
   /** True when one of the {@code Connection} header lines names this header. */
-  private static boolean listedIn(List<String> connection, String name) {
+  private static boolean listedIn(List<String> connection, CharSequence name) {
     for (int i = 0; i < connection.size(); i++) {
       if (listedIn(connection.get(i), name)) {
         return true;
@@ -88,7 +114,7 @@ public final class ForwardedHeaders {
   }
 
   /** True when the comma-separated {@code Connection} value names this header (optional whitespace: spaces and tabs). */
-  static boolean listedIn(String connection, String name) {
+  static boolean listedIn(String connection, CharSequence name) {
     if (connection == null) {
       return false;
     }
@@ -105,7 +131,7 @@ public final class ForwardedHeaders {
       while (e > s && isOws(connection.charAt(e - 1))) {
         e--;
       }
-      if (e - s == name.length() && connection.regionMatches(true, s, name, 0, name.length())) {
+      if (e - s == name.length() && AsciiString.regionMatches(connection, true, s, name, 0, name.length())) {
         return true;
       }
       i = end + 1;

@@ -26,6 +26,7 @@ import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -343,8 +344,8 @@ final class ClientExchange implements Downstream {
     upstreamStatus = status;
     resp.setStatusCode(status);
     String message = response.status().reasonPhrase();
-    if (message != null && !message.isEmpty()) {
-      resp.setStatusMessage(message);
+    if (message != null && !message.isEmpty() && !message.equals(HttpResponseStatus.valueOf(status).reasonPhrase())) {
+      resp.setStatusMessage(message); // the backend's own wording; the standard one is already there
     }
     MultiMap out = resp.headers();
     ForwardedHeaders.copyResponse(response.headers(), out);
