@@ -118,9 +118,15 @@ final class LogLine {
     }
     int n = s.length();
     ensure(n);
-    for (int i = 0; i < n; i++) {
+    int plain = 0;
+    while (plain < n && isPlain(s.charAt(plain))) {
+      plain++;
+    }
+    s.getBytes(0, plain, buf, len); // the plain ASCII run at the start (usually all of it) in one copy
+    len += plain;
+    for (int i = plain; i < n; i++) {
       char c = s.charAt(i);
-      if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      if (isPlain(c)) {
         buf[len++] = (byte) c; // there is room for one byte for each char left
         continue;
       }
@@ -146,6 +152,11 @@ final class LogLine {
       }
     }
     return this;
+  }
+
+  /** Printable ASCII other than the quote and the backslash: copied as it is. */
+  private static boolean isPlain(char c) {
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
   }
 
   private void escape(char c) {
