@@ -158,8 +158,6 @@ final class ClientExchange implements Downstream {
     if ("100-continue".equalsIgnoreCase(req.getHeader(HttpHeaders.EXPECT))) {
       resp.writeContinue(); // only now that the declared size is known to fit
     }
-    // A size hint only: a client declaring a large body is not given the memory before it sends it.
-    body = Buffer.buffer((int) Math.min(Math.max(declared, 1024), INITIAL_BODY_CAPACITY));
     startBodyTimer(() -> rejectAndClose(OpenAiError.REQUEST_TIMEOUT, "The request body stopped arriving: nothing for "
         + services.config().limits().clientBodyTimeout().toMillis() + " ms (limits.client_body_timeout)."));
     req.handler(chunk -> {
@@ -167,14 +165,25 @@ final class ClientExchange implements Downstream {
         return;
       }
       bodyArrived();
-      if (body.length() + (long) chunk.length() > cap) {
+      if ((body == null ? 0 : body.length()) + (long) chunk.length() > cap) {
         rejectAndClose(OpenAiError.REQUEST_TOO_LARGE, tooLargeMessage(cap));
         return;
+      }
+      if (body == null && chunk.length() == declared) {
+        body = chunk; // the whole body in one piece, kept as it came (each chunk is a copy of its own)
+        return;
+      }
+      if (body == null) {
+        // A size hint only: a client declaring a large body is not given the memory before it sends it.
+        body = Buffer.buffer((int) Math.min(declared >= 0 ? declared : 1024, INITIAL_BODY_CAPACITY));
       }
       body.appendBuffer(chunk);
     });
     req.endHandler(v -> {
       cancelBodyTimer();
+      if (body == null) {
+        body = Buffer.buffer(0);
+      }
       if (!done) {
         try {
           onBody();
