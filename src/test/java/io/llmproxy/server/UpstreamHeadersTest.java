@@ -8,6 +8,13 @@ import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.RequestOptions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -73,6 +80,55 @@ class UpstreamHeadersTest {
             assertThat(p.headers().get("authorization")).containsExactly("Bearer sk-upstream-123"));
         assertThat(gets(gw, 1, path)).as(path).allSatisfy(p -> assertThat(p.headers()).doesNotContainKey("authorization"));
       }
+    }
+  }
+
+  /**
+   * The backend's status line and response headers reach the client as the backend wrote them,
+   * its own reason phrase included, less the hop-by-hop headers and the ones its Connection names.
+   */
+  @Test
+  void theBackendsStatusLineAndEndToEndHeadersReachTheClient() {
+    Vertx vertx = Vertx.vertx();
+    HttpServer backend = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(body -> {
+      boolean known = req.path().equals("/v1/chat/completions");
+      req.response().setStatusCode(known ? 200 : 404).setStatusMessage(known ? "Fine Thanks" : "Not Found")
+          .putHeader("content-type", "application/json")
+          .putHeader("x-backend-note", "kept")
+          .putHeader("connection", "keep-alive, x-hop")
+          .putHeader("x-hop", "dropped")
+          .putHeader("keep-alive", "timeout=5")
+          .end("{\"ok\":true}");
+    }));
+    TestGateway.await(backend.listen(0, "127.0.0.1"));
+    HttpClient client = vertx.createHttpClient();
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${RAW}"
+            health_check: {enabled: false}
+            """, Map.of("RAW", "http://127.0.0.1:" + backend.actualPort()))) {
+      for (String path : new String[] {"/v1/chat/completions", "/v1/responses"}) {
+        // the body read on the response's own context, before it can be delivered to nobody
+        Map.Entry<HttpClientResponse, Buffer> answer = TestGateway.await(client.request(new RequestOptions()
+                .setMethod(HttpMethod.POST).setAbsoluteURI(gw.url() + path).putHeader("content-type", "application/json"))
+            .compose(req -> req.send(TestClient.chat("m", false)))
+            .compose(resp -> resp.body().map(b -> Map.entry(resp, b))));
+        HttpClientResponse r = answer.getKey();
+        Buffer body = answer.getValue();
+        if (path.equals("/v1/chat/completions")) {
+          assertThat(r.statusCode()).isEqualTo(200);
+          assertThat(r.statusMessage()).isEqualTo("Fine Thanks");
+        } else {
+          assertThat(r.statusCode()).isEqualTo(404);
+          assertThat(r.statusMessage()).isEqualTo("Not Found");
+        }
+        assertThat(body.toString()).isEqualTo("{\"ok\":true}");
+        assertThat(r.getHeader("x-backend-note")).isEqualTo("kept");
+        assertThat(r.getHeader("content-type")).isEqualTo("application/json");
+        assertThat(r.headers().names()).doesNotContain("x-hop", "keep-alive");
+      }
+    } finally {
+      TestGateway.await(vertx.close());
     }
   }
 
