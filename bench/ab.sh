@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Two or more builds of llmproxy side by side, for a change whose effect is smaller than the noise
+# between two runs: each build is a git revision (built into a scratch worktree) or a jar. The
+# gateways run at once, as bin/llmproxy runs them (without the class-data archive), in front of one
+# simulated backend (the `fast` one of bench/run.sh), and take turns round by round:
+#   - throughput: wrk -t2 -c32 for SECONDS_PER_RUN s; requests/s, and the gateway's CPU per request
+#     (utime + stime from /proc/<pid>/stat over the round);
+#   - ALLOC=1: then heap allocated per request, from /metrics (jvm_gc_memory_allocated_bytes_total
+#     over llmproxy_requests_total), each read after a jcmd GC.run, around 10 s of the same load.
+# Medians per build at the end. Needs a JDK 21+ and wrk (apt-get install -y wrk).
+#
+#   bench/ab.sh d02001f HEAD
+#   ROUNDS=8 ALLOC=1 bench/ab.sh old.jar target/llmproxy.jar
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+ROUNDS="${ROUNDS:-6}"
+SECONDS_PER_RUN="${SECONDS_PER_RUN:-8}"
+WARMUP_SECONDS="${WARMUP_SECONDS:-20}"
+BASE_PORT="${BASE_PORT:-18550}"
+[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+work="$(mktemp -d /tmp/llmproxy-ab.XXXXXX)"
+[ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
+source bench/lib.sh
+source bin/jdk.sh
+pick_java_home
+java="$JAVA_HOME/bin/java"
+
+# the options bin/llmproxy gives the gateway on this JDK
+jvm=(-Xms32m -Xmx512m -XX:+ExitOnOutOfMemoryError)
+major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$JAVA_HOME/release" 2>/dev/null || true)"
+if [ -n "$major" ] && [ "$major" -ge 23 ] 2>/dev/null; then jvm+=(--sun-misc-unsafe-memory-access=allow); fi
+if [ -n "$major" ] && [ "$major" -ge 22 ] 2>/dev/null && getconf GNU_LIBC_VERSION >/dev/null 2>&1; then
+  jvm+=(-XX:TrimNativeHeapInterval=5000)
+fi
+
+names=() jars=()
+for b in "$@"; do
+  if [ -f "$b" ]; then
+    jar="$b"
+  else
+    rev="$(git rev-parse --short "$b^{commit}")"
+    log "building $b ($rev)"
+    git worktree add -q --detach "$work/src-$rev" "$rev"
+    (cd "$work/src-$rev" && ./mvnw -q -B -o -DskipTests package 2>/dev/null || ./mvnw -q -B -DskipTests package)
+    jar="$work/$rev.jar"
+    cp "$work/src-$rev/target/llmproxy.jar" "$jar"
+    git worktree remove --force "$work/src-$rev"
+  fi
+  names+=("$b") jars+=("$jar")
+done
+
+SIM=$BASE_PORT
+sim $SIM --ttft 0 --itl 0 --tokens 16
+gw_pids=() ports=()
+for i in "${!jars[@]}"; do
+  port=$((BASE_PORT + 1 + i))
+  printf 'listen: "127.0.0.1:%s"\nbackends:\n  - {url: "http://127.0.0.1:%s", name: sim, models: ["sim-model"]}\nlogging: {format: json, access_log: true}\n' \
+    $port $SIM > "$work/gw-$i.yaml"
+  "$java" "${jvm[@]}" -jar "${jars[$i]}" --config "$work/gw-$i.yaml" > "$work/gw-$i.log" 2>&1 & pids+=($!)
+  gw_pids+=($!) ports+=($port)
+done
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"sim-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+wait_ready "http://127.0.0.1:$SIM/health"
+for p in "${ports[@]}"; do wait_ready "http://127.0.0.1:$p/ready"; done
+url() { echo "http://127.0.0.1:${ports[$1]}/v1/chat/completions"; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+log "warming up: ${WARMUP_SECONDS} s of load on each build"
+for i in "${!jars[@]}"; do wrk -t2 -c32 -d"${WARMUP_SECONDS}s" -s "$work/post.lua" "$(url $i)" > /dev/null; done
+
+declare -A RPS US
+for r in $(seq 1 "$ROUNDS"); do
+  line="round $r:"
+  for i in "${!jars[@]}"; do
+    c0=$(ticks "${gw_pids[$i]}")
+    out="$(wrk -t2 -c32 -d"${SECONDS_PER_RUN}s" -s "$work/post.lua" "$(url $i)")"
+    c1=$(ticks "${gw_pids[$i]}")
+    n="$(echo "$out" | awk '/requests in/ {print $1}')"
+    rps="$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')"
+    us="$(awk -v c=$((c1 - c0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", c * 1e6 / hz / n}')"
+    RPS[$i]+="$rps " US[$i]+="$us "
+    line+="  ${names[$i]} $rps req/s $us µs"
+  done
+  log "$line"
+done
+
+if [ "${ALLOC:-0}" = 1 ]; then
+  declare -A BYTES
+  for i in "${!jars[@]}"; do
+    jcmd="$JAVA_HOME/bin/jcmd"
+    "$jcmd" "${gw_pids[$i]}" GC.run > /dev/null; sleep 1 # the counter moves when the GC's notification is handled
+    a0=$(metric "${ports[$i]}" jvm_gc_memory_allocated_bytes_total) n0=$(metric "${ports[$i]}" llmproxy_requests_total)
+    wrk -t2 -c32 -d10s -s "$work/post.lua" "$(url $i)" > /dev/null
+    "$jcmd" "${gw_pids[$i]}" GC.run > /dev/null; sleep 1
+    a1=$(metric "${ports[$i]}" jvm_gc_memory_allocated_bytes_total) n1=$(metric "${ports[$i]}" llmproxy_requests_total)
+    BYTES[$i]=$(( (a1 - a0) / (n1 - n0) ))
+  done
+fi
+
+echo
+echo "| build | req/s, median (rounds) | CPU µs per request, median (rounds) |$([ "${ALLOC:-0}" = 1 ] && echo " heap bytes allocated per request |")"
+echo "| --- | ---: | ---: |$([ "${ALLOC:-0}" = 1 ] && echo " ---: |")"
+for i in "${!jars[@]}"; do
+  echo "| ${names[$i]} | $(vals RPS $i) ($(each RPS $i)) | $(vals US $i) ($(each US $i)) |$([ "${ALLOC:-0}" = 1 ] && echo " ${BYTES[$i]} |")"
+done
+echo "(logs in $work)"
