@@ -67,8 +67,9 @@ class TimeoutsTest {
     AtomicBoolean cancelledFired = new AtomicBoolean();
     AtomicBoolean later = new AtomicBoolean();
     context.runOnContext(v -> {
-      Timeouts.Timer t = timeouts.schedule(context, 40, () -> cancelledFired.set(true));
-      timeouts.schedule(context, 100, () -> later.set(true));
+      // far enough out that a loop descheduled for a while still cancels it first
+      Timeouts.Timer t = timeouts.schedule(context, 300, () -> cancelledFired.set(true));
+      timeouts.schedule(context, 400, () -> later.set(true));
       // the next run, after this one's batch went to the scheduled-task queue
       context.runOnContext(v2 -> context.runOnContext(v3 -> t.cancel()));
     });
