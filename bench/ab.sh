@@ -28,12 +28,8 @@ pick_java_home
 java="$JAVA_HOME/bin/java"
 
 # the options bin/llmproxy gives the gateway on this JDK
-jvm=(-Xms32m -Xmx512m -XX:+ExitOnOutOfMemoryError)
-major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$JAVA_HOME/release" 2>/dev/null || true)"
-if [ -n "$major" ] && [ "$major" -ge 23 ] 2>/dev/null; then jvm+=(--sun-misc-unsafe-memory-access=allow); fi
-if [ -n "$major" ] && [ "$major" -ge 22 ] 2>/dev/null && getconf GNU_LIBC_VERSION >/dev/null 2>&1; then
-  jvm+=(-XX:TrimNativeHeapInterval=5000)
-fi
+jdk_runtime_options
+jvm=("${jdk_trim_opts[@]}" -Xms32m -Xmx512m -XX:+ExitOnOutOfMemoryError "${jdk_unsafe_opts[@]}")
 
 names=() jars=()
 for b in "$@"; do
@@ -90,23 +86,29 @@ for r in $(seq 1 "$ROUNDS"); do
   log "$line"
 done
 
+# after a full GC (the counter moves when the GC's notification is handled): the heap allocated so
+# far, and the requests answered, by gateway I
+heap_and_requests() {
+  "$JAVA_HOME/bin/jcmd" "${gw_pids[$1]}" GC.run > /dev/null
+  sleep 1
+  echo "$(metric "${ports[$1]}" jvm_gc_memory_allocated_bytes_total) $(metric "${ports[$1]}" llmproxy_requests_total)"
+}
+declare -A BYTES
+head="| build | req/s, median (rounds) | CPU µs per request, median (rounds) |" rule="| --- | ---: | ---: |"
 if [ "${ALLOC:-0}" = 1 ]; then
-  declare -A BYTES
+  head+=" heap bytes allocated per request |" rule+=" ---: |"
   for i in "${!jars[@]}"; do
-    jcmd="$JAVA_HOME/bin/jcmd"
-    "$jcmd" "${gw_pids[$i]}" GC.run > /dev/null; sleep 1 # the counter moves when the GC's notification is handled
-    a0=$(metric "${ports[$i]}" jvm_gc_memory_allocated_bytes_total) n0=$(metric "${ports[$i]}" llmproxy_requests_total)
+    read -r a0 n0 < <(heap_and_requests "$i")
     wrk -t2 -c32 -d10s -s "$work/post.lua" "$(url $i)" > /dev/null
-    "$jcmd" "${gw_pids[$i]}" GC.run > /dev/null; sleep 1
-    a1=$(metric "${ports[$i]}" jvm_gc_memory_allocated_bytes_total) n1=$(metric "${ports[$i]}" llmproxy_requests_total)
-    BYTES[$i]=$(( (a1 - a0) / (n1 - n0) ))
+    read -r a1 n1 < <(heap_and_requests "$i")
+    BYTES[$i]=" $(( (a1 - a0) / (n1 - n0) )) |"
   done
 fi
 
 echo
-echo "| build | req/s, median (rounds) | CPU µs per request, median (rounds) |$([ "${ALLOC:-0}" = 1 ] && echo " heap bytes allocated per request |")"
-echo "| --- | ---: | ---: |$([ "${ALLOC:-0}" = 1 ] && echo " ---: |")"
+echo "$head"
+echo "$rule"
 for i in "${!jars[@]}"; do
-  echo "| ${names[$i]} | $(vals RPS $i) ($(each RPS $i)) | $(vals US $i) ($(each US $i)) |$([ "${ALLOC:-0}" = 1 ] && echo " ${BYTES[$i]} |")"
+  echo "| ${names[$i]} | $(vals RPS $i) ($(each RPS $i)) | $(vals US $i) ($(each US $i)) |${BYTES[$i]:-}"
 done
 echo "(logs in $work)"

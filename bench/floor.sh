@@ -36,9 +36,8 @@ sim $SIM --ttft 0 --itl 0 --tokens 16
 sim $SIM_C1 --ttft 100ms --itl 20ms --tokens 100
 nginx_proxy $SIM:$NG:1024 $SIM_C1:$NG_C1:2048
 # the heap and Unsafe memory access bin/llmproxy gives the gateway (the option exists from JDK 23 on)
-jvm=(-Xms32m -Xmx512m --enable-native-access=ALL-UNNAMED)
-major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$JAVA_HOME/release" 2>/dev/null || true)"
-if [ -n "$major" ] && [ "$major" -ge 23 ] 2>/dev/null; then jvm+=(--sun-misc-unsafe-memory-access=allow); fi
+jdk_runtime_options
+jvm=(-Xms32m -Xmx512m --enable-native-access=ALL-UNNAMED "${jdk_unsafe_opts[@]}")
 forwarder() { # Netty|Vertx LISTEN BACKEND
   "$java" "${jvm[@]}" -cp target/llmproxy.jar "bench/floor/$1Forwarder.java" "$2" "$3" > "$work/$1-$2.log" 2>&1 & pids+=($!)
 }
