@@ -33,10 +33,12 @@ public final class ForwardedHeaders {
   /** Copies the client's headers that may go upstream, and appends {@code clientIp} to X-Forwarded-For. */
   public static void copyRequest(MultiMap from, HttpHeaders to, String clientIp) {
     List<String> connection = from.contains(HttpHeaderNames.CONNECTION) ? from.getAll(HttpHeaderNames.CONNECTION) : List.of();
-    // Vert.x's request headers are Netty headers too: their names and values cross as they were
-    // decoded (no String made of each), and are encoded upstream from their bytes.
+    // Vert.x's HTTP/1.x request headers are Netty headers too: their names and values cross as they
+    // were decoded (no String made of each), and are encoded upstream from their bytes. HTTP/2's are
+    // Strings, read here (never written) as the CharSequences they are.
+    @SuppressWarnings({"unchecked", "rawtypes"})
     Iterator<Map.Entry<CharSequence, CharSequence>> it = from instanceof HttpHeaders nettyHeaders
-        ? nettyHeaders.iteratorCharSequence() : asCharSequences(from);
+        ? nettyHeaders.iteratorCharSequence() : (Iterator) from.iterator();
     while (it.hasNext()) {
       Map.Entry<CharSequence, CharSequence> e = it.next();
       CharSequence name = e.getKey();
@@ -66,22 +68,6 @@ public final class ForwardedHeaders {
       }
       to.add(name, e.getValue());
     }
-  }
-
-  private static Iterator<Map.Entry<CharSequence, CharSequence>> asCharSequences(MultiMap headers) {
-    Iterator<Map.Entry<String, String>> it = headers.iterator();
-    return new Iterator<>() {
-      @Override
-      public boolean hasNext() {
-        return it.hasNext();
-      }
-
-      @Override
-      public Map.Entry<CharSequence, CharSequence> next() {
-        Map.Entry<String, String> e = it.next();
-        return Map.entry(e.getKey(), e.getValue());
-      }
-    };
   }
 
   /** A cheap pre-check on the length and first letter, then a case-insensitive compare. */

@@ -3,8 +3,10 @@ package io.llmproxy.proxy;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http2.DefaultHttp2Headers;
 import io.vertx.core.MultiMap;
 import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.impl.headers.Http2HeadersAdaptor;
 import org.junit.jupiter.api.Test;
 
 /** What crosses the proxy: client headers (Vert.x's) to the upstream request (Netty's), and back. */
@@ -32,6 +34,23 @@ class ForwardedHeadersTest {
     io.netty.handler.codec.http.HttpHeaders out = new DefaultHttpHeaders();
     ForwardedHeaders.copyRequest(in, out, "192.0.2.7");
     assertThat(out.names()).containsExactlyInAnyOrder("Content-Type", "OpenAI-Organization", "x-forwarded-for");
+    assertThat(out.get("x-forwarded-for")).isEqualTo("10.0.0.1, 192.0.2.7");
+  }
+
+  /** An HTTP/2 client's headers are not Netty's HTTP/1 headers: the same filter applies to them. */
+  @Test
+  void http2RequestHeadersAreFilteredTheSameWay() {
+    MultiMap in = new Http2HeadersAdaptor(new DefaultHttp2Headers()
+        .add("authorization", "Bearer sk-client")
+        .add("x-llmproxy-hedge", "off")
+        .add("te", "trailers")
+        .add("content-type", "application/json")
+        .add("x-custom", "kept")
+        .add("x-forwarded-for", "10.0.0.1"));
+    io.netty.handler.codec.http.HttpHeaders out = new DefaultHttpHeaders();
+    ForwardedHeaders.copyRequest(in, out, "192.0.2.7");
+    assertThat(out.names()).containsExactlyInAnyOrder("content-type", "x-custom", "x-forwarded-for");
+    assertThat(out.get("x-custom")).isEqualTo("kept");
     assertThat(out.get("x-forwarded-for")).isEqualTo("10.0.0.1, 192.0.2.7");
   }
 
