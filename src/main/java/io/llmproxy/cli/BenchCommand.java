@@ -1,5 +1,6 @@
 package io.llmproxy.cli;
 
+import io.llmproxy.api.VertxSetup;
 import io.llmproxy.bench.BenchResult;
 import io.llmproxy.bench.BenchSettings;
 import io.llmproxy.bench.IdleConnections;
@@ -7,7 +8,6 @@ import io.llmproxy.bench.LoadGenerator;
 import io.llmproxy.cli.SimulateCommand.DurationConverter;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import java.io.PrintWriter;
 import java.net.URI;
 import java.time.Duration;
@@ -131,7 +131,7 @@ public final class BenchCommand implements Callable<Integer> {
       throw new ParameterException(spec.commandLine(), e.getMessage());
     }
     int loops = Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
+    Vertx vertx = Vertx.vertx(VertxSetup.options(loops).setPreferNativeTransport(true));
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     try {

@@ -1,5 +1,6 @@
 package io.llmproxy.cli;
 
+import io.llmproxy.api.VertxSetup;
 import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.server.Gateway;
@@ -7,7 +8,6 @@ import io.llmproxy.sim.Simulator;
 import io.llmproxy.sim.SimulatorOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -72,7 +72,7 @@ public final class DemoCommand implements Callable<Integer> {
   }
 
   Running start() throws Exception {
-    Vertx simVertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(1));
+    Vertx simVertx = Vertx.vertx(VertxSetup.options(1));
     try {
       List<String> models = List.of(BACKEND_MODEL);
       SimulatorOptions base = SimulatorOptions.defaults().withModels(models).withTokens(24);

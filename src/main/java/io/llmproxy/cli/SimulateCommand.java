@@ -1,10 +1,10 @@
 package io.llmproxy.cli;
 
+import io.llmproxy.api.VertxSetup;
 import io.llmproxy.sim.SimDuration;
 import io.llmproxy.sim.Simulator;
 import io.llmproxy.sim.SimulatorOptions;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -96,7 +96,7 @@ public final class SimulateCommand implements Callable<Integer> {
       return 2;
     }
     int servers = instances > 0 ? instances : Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(servers).setPreferNativeTransport(true));
+    Vertx vertx = Vertx.vertx(VertxSetup.options(servers).setPreferNativeTransport(true));
     Simulator simulator;
     try {
       simulator = Simulator.start(vertx, options, servers).await(30, TimeUnit.SECONDS);

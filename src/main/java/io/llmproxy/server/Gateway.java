@@ -5,6 +5,7 @@ import static java.util.Objects.requireNonNull;
 import io.github.bucket4j.TimeMeter;
 import io.llmproxy.admin.AdminApi;
 import io.llmproxy.api.PerEventLoop;
+import io.llmproxy.api.VertxSetup;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ClientAddress;
 import io.llmproxy.auth.KeyRegistry;
@@ -36,7 +37,6 @@ import io.llmproxy.stats.LatencyStats;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
@@ -228,7 +228,7 @@ public final class Gateway {
    */
   public static Future<Gateway> start(GatewayConfig config, Clock clock, TimeMeter timeMeter, Transport transport) {
     int loops = Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.builder().with(new VertxOptions().setEventLoopPoolSize(loops)).withTransport(transport).build();
+    Vertx vertx = Vertx.builder().with(VertxSetup.options(loops)).withTransport(transport).build();
     Gateway gateway;
     try {
       gateway = new Gateway(vertx, config, clock, timeMeter);
