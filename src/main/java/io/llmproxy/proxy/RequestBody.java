@@ -72,6 +72,27 @@ public final class RequestBody {
   }
 
   /**
+   * Whether the body starts the way JSON in UTF-16 or UTF-32 does (the cases Jackson detects): a
+   * byte-order mark of either, or a zero byte among the first four. JSON in UTF-8 has neither: a
+   * zero byte can only appear escaped.
+   */
+  private static boolean notUtf8(byte[] a, int off, int len) {
+    if (len >= 2) {
+      byte b0 = a[off];
+      byte b1 = a[off + 1];
+      if ((b0 == (byte) 0xFE && b1 == (byte) 0xFF) || (b0 == (byte) 0xFF && b1 == (byte) 0xFE)) {
+        return true;
+      }
+    }
+    for (int i = off, end = off + Math.min(len, 4); i < end; i++) {
+      if (a[i] == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
    * Reads the whole body to check it is one JSON object, and takes {@code model} and {@code stream}
    * from its top level.
    */
@@ -98,6 +119,12 @@ public final class RequestBody {
     int usageStart = -1;
     int usageEnd = -1;
     int objectEnd;
+    if (notUtf8(a, off, len)) {
+      // Jackson would read it through a character decoder, which reports no byte offsets: the model
+      // could not be mapped in place.
+      throw new InvalidBodyException(
+          "The request body must be JSON in UTF-8 (RFC 8259 §8.1), not UTF-16 or UTF-32.", null);
+    }
     // Jackson's byte offsets are relative to the start of the parsed range, not to the array.
     try (JsonParser p = JSON.createParser(a, off, len)) {
       if (p.nextToken() != JsonToken.START_OBJECT) {

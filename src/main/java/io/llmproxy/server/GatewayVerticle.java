@@ -16,6 +16,7 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpVersion;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -92,11 +93,16 @@ final class GatewayVerticle extends VerticleBase {
     if (keepAlive != null) {
       keepAlive.requestStarted(req);
     }
+    String malformed = malformed(req);
+    if (malformed != null) {
+      error(req, OpenAiError.INVALID_REQUEST, malformed);
+      return;
+    }
     String path = req.path();
     switch (path) {
       case "/v1/chat/completions", "/v1/completions", "/v1/embeddings" -> {
         if (req.method() != HttpMethod.POST) {
-          methodNotAllowed(req);
+          methodNotAllowed(req, "POST");
         } else {
           proxy(req, Route.MODEL);
         }
@@ -105,7 +111,7 @@ final class GatewayVerticle extends VerticleBase {
         if (req.method() == HttpMethod.GET) {
           models(req);
         } else {
-          methodNotAllowed(req);
+          methodNotAllowed(req, "GET");
         }
       }
       case "/health" -> json(req, 200, Buffer.buffer("{\"status\":\"ok\"}"));
@@ -191,7 +197,32 @@ final class GatewayVerticle extends VerticleBase {
     json(req, err.status(), err.body(message, null)).onComplete(done -> req.connection().close());
   }
 
-  private static void methodNotAllowed(HttpServerRequest req) {
+  /**
+   * What makes a request that Vert.x parsed unfit to route, or null: a request target with a byte
+   * outside printable ASCII (RFC 3986 has other bytes percent-encoded; passed on, they would be
+   * re-encoded as UTF-8, so the backend would see another path), or an HTTP/1.1 request without
+   * exactly one Host (RFC 9112 §3.2 requires a 400).
+   */
+  private static String malformed(HttpServerRequest req) {
+    String uri = req.uri();
+    for (int i = 0, n = uri.length(); i < n; i++) {
+      char c = uri.charAt(i);
+      if (c <= ' ' || c >= 0x7f) {
+        return "The request target has a byte that is not printable ASCII (0x" + Integer.toHexString(c)
+            + "); percent-encode it.";
+      }
+    }
+    if (req.version() == HttpVersion.HTTP_1_1) {
+      int hosts = req.headers().getAll(HttpHeaders.HOST).size();
+      if (hosts != 1) {
+        return hosts == 0 ? "An HTTP/1.1 request needs a Host header." : "The request has more than one Host header.";
+      }
+    }
+    return null;
+  }
+
+  private static void methodNotAllowed(HttpServerRequest req, String allowed) {
+    req.response().putHeader(HttpHeaders.ALLOW, allowed);
     error(req, OpenAiError.METHOD_NOT_ALLOWED, "Method " + req.method() + " is not allowed on " + req.path() + ".");
   }
 
