@@ -14,8 +14,8 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
-import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.codec.http.HttpRequestEncoder;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
@@ -183,7 +183,7 @@ public final class UpstreamClient {
         return;
       }
       released = true;
-      if (reusable && !conn.closed && !closed) {
+      if (reusable && !closed && conn.connection.reusable()) {
         route.giveBack(conn);
       } else {
         conn.close();
@@ -306,9 +306,10 @@ public final class UpstreamClient {
     Future<Lease> lease(long connectTimeoutMs) {
       Conn c;
       while ((c = idle.pollFirst()) != null) {
-        if (!c.closed) {
+        if (c.connection.reusable()) {
           return Future.succeededFuture(new Lease(this, c));
         }
+        c.close(); // closing (the backend sent what nothing asked for) or closed
       }
       if (open < maxPerBackend) {
         return connect(connectTimeoutMs);
@@ -344,10 +345,12 @@ public final class UpstreamClient {
               if (backend.ssl()) {
                 p.addLast("tls", tls.newHandler(ch.alloc(), backend.host(), backend.port()));
               }
-              p.addLast("http", new HttpClientCodec(new HttpDecoderConfig()
+              UpstreamResponseDecoder decoder = new UpstreamResponseDecoder(new HttpDecoderConfig()
                   .setMaxInitialLineLength(64 * 1024)
-                  .setMaxHeaderSize(64 * 1024), false, false));
-              p.addLast("upstream", new UpstreamConnection(ch));
+                  .setMaxHeaderSize(64 * 1024));
+              p.addLast("decoder", decoder);
+              p.addLast("encoder", new HttpRequestEncoder());
+              p.addLast("upstream", new UpstreamConnection(ch, decoder));
             }
           })
           .connect(backend.host(), backend.port());

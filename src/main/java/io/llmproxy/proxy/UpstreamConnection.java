@@ -5,6 +5,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOutboundBuffer;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpRequest;
@@ -23,8 +24,15 @@ import java.util.ArrayDeque;
 
 /**
  * One HTTP/1.1 connection to a backend, on the event loop of the client connections it serves: the
- * last handler of a Netty pipeline behind {@code HttpClientCodec}. It carries one exchange at a time
- * and hands what the backend answers to that exchange's {@link Listener}, as it arrives.
+ * last handler of a Netty pipeline behind an {@link UpstreamResponseDecoder} and Netty's request
+ * encoder. It carries one exchange at a time and hands what the backend answers to that exchange's
+ * {@link Listener}, as it arrives.
+ *
+ * <p>It carries another only when nothing about the last one is in doubt: the response was read to
+ * its end, the request was written to its end (a backend may answer early, say 413, and stop reading
+ * the body), nothing arrived past the response's end (bytes there would be read as the next
+ * response), the backend did not answer 101 (nothing asked it to switch protocols), and nobody began
+ * closing it.
  *
  * <p>Netty directly, not Vert.x's HTTP client: the gateway owns the pool ({@link UpstreamClient}),
  * the request's headers ({@link Dispatch#writeHeaders}) and the cancellation (a close), so Vert.x's
@@ -61,6 +69,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   }
 
   private final Channel channel;
+  private final UpstreamResponseDecoder decoder;
   private Listener listener;
   private HttpResponse head;
   /** Inside an informational (1xx) response, whose head and empty body are not passed on. */
@@ -70,11 +79,13 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   private ArrayDeque<Object> held;
   /** The body this read brought so far (a heap copy), handed on when the read completes; null when none. */
   private ByteBuf pending;
+  /** Closed, or closing: set when the close starts, not when the socket is gone. */
   private boolean closed;
   private Runnable closeHandler;
 
-  UpstreamConnection(Channel channel) {
+  UpstreamConnection(Channel channel, UpstreamResponseDecoder decoder) {
     this.channel = channel;
+    this.decoder = decoder;
   }
 
   Channel channel() {
@@ -83,6 +94,14 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
 
   boolean isClosed() {
     return closed;
+  }
+
+  /**
+   * Whether it may carry a new exchange now: open, and no bytes are waiting in it that no response
+   * accounts for (a backend that sent more than its response, after the exchange ended).
+   */
+  boolean reusable() {
+    return !closed && !decoder.hasUndecodedBytes();
   }
 
   /** Runs once, when the connection closes (either side). */
@@ -102,6 +121,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     this.listener = listener;
     head = null;
     informational = false;
+    decoder.expect(request.method());
     DefaultFullHttpRequest full = new DefaultFullHttpRequest(request.protocolVersion(), request.method(),
         request.uri(), body, request.headers(), io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);
     channel.writeAndFlush(full, channel.voidPromise());
@@ -138,6 +158,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   ChannelFuture close() {
     listener = null;
     dropUnsent();
+    closed = true;
     return channel.close();
   }
 
@@ -152,6 +173,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
       // Nothing was asked: a response without a request (or to one cut off) ends the connection.
       ReferenceCountUtil.release(msg);
       if (!closed) {
+        closed = true; // from now on, not leased again (the socket closes later)
         channel.close();
       }
       return;
@@ -179,7 +201,14 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
         return;
       }
       int code = r.status().code();
-      informational = code >= 100 && code < 200 && code != HttpResponseStatus.SWITCHING_PROTOCOLS.code();
+      if (code == HttpResponseStatus.SWITCHING_PROTOCOLS.code()) {
+        // Nothing asked for it (the client's Upgrade is hop-by-hop and not sent): what follows is
+        // not HTTP and would never end.
+        ReferenceCountUtil.release(msg);
+        fail(new IOException("the backend switched protocols (101) though no upgrade was asked for"));
+        return;
+      }
+      informational = code >= 100 && code < 200;
       if (!informational) {
         head = r;
         l.onHead(r);
@@ -210,7 +239,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
           return; // the exchange was ended from inside onContent (cancelled)
         }
         boolean reusable = head != null && head.protocolVersion() == HttpVersion.HTTP_1_1 && HttpUtil.isKeepAlive(head)
-            && !closed;
+            && requestWritten() && (held == null || held.isEmpty()) && reusable();
         listener = null;
         head = null;
         l.onEnd(reusable);
@@ -237,11 +266,22 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     return listener == l;
   }
 
+  /**
+   * Whether the request went out to its end. A response normally comes after that; one that ends
+   * before (an early answer while the body is still queued) leaves the rest of the body in the
+   * connection, ahead of any next request.
+   */
+  private boolean requestWritten() {
+    ChannelOutboundBuffer out = channel.unsafe().outboundBuffer();
+    return out == null || out.isEmpty();
+  }
+
   private void fail(Throwable cause) {
     flushPending(); // what arrived before the failure goes first
     Listener l = listener;
     listener = null;
     dropUnsent();
+    closed = true;
     channel.close();
     if (l != null) {
       l.onError(cause);
