@@ -4,6 +4,7 @@ import static java.util.Objects.requireNonNull;
 
 import io.github.bucket4j.TimeMeter;
 import io.llmproxy.admin.AdminApi;
+import io.llmproxy.api.BufferRingTransport;
 import io.llmproxy.api.PerEventLoop;
 import io.llmproxy.api.VertxSetup;
 import io.llmproxy.auth.AccessControl;
@@ -268,7 +269,7 @@ public final class Gateway {
       case AUTO -> {
         Transport uring = Transport.IO_URING;
         if (uring != null && uring.available()) {
-          yield uring;
+          yield BufferRingTransport.wrap(uring);
         }
         Transport nat = Transport.nativeTransport();
         Transport fallback = nat != null && nat.available() ? nat : Transport.NIO;
@@ -278,7 +279,7 @@ public final class Gateway {
         yield fallback;
       }
       case EPOLL -> Transport.EPOLL;
-      case IO_URING -> Transport.IO_URING;
+      case IO_URING -> Transport.IO_URING == null ? null : BufferRingTransport.wrap(Transport.IO_URING);
       case NIO -> Transport.NIO;
     };
     if (t == null || !t.available()) {
