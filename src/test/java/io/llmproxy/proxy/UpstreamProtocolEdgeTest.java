@@ -6,6 +6,8 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.RawClient;
+import io.llmproxy.testing.RawClient.Raw;
 import io.llmproxy.testing.Scrape;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestGateway;
@@ -15,10 +17,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
-import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -862,7 +862,7 @@ class UpstreamProtocolEdgeTest {
 
     /** The next request's head; null when the gateway closed the connection. */
     Head readHead() throws IOException {
-      String line = readLine(in);
+      String line = RawClient.readLine(in);
       if (line == null) {
         closed(true);
         return null;
@@ -870,7 +870,7 @@ class UpstreamProtocolEdgeTest {
       String[] parts = line.split(" ");
       Map<String, String> headers = new LinkedHashMap<>();
       String h;
-      while ((h = readLine(in)) != null && !h.isEmpty()) {
+      while ((h = RawClient.readLine(in)) != null && !h.isEmpty()) {
         int colon = h.indexOf(':');
         headers.put(h.substring(0, colon).trim().toLowerCase(Locale.ROOT), h.substring(colon + 1).trim());
       }
@@ -916,184 +916,15 @@ class UpstreamProtocolEdgeTest {
 
   // ---- helpers: the raw client
 
-  /** A response read off a raw socket; {@code complete} is false when the connection ended inside it. */
-  record Raw(String statusLine, int status, Map<String, String> headers, byte[] body, boolean complete) {
-    String header(String name) {
-      return headers.get(name.toLowerCase(Locale.ROOT));
-    }
-
-    String text() {
-      return new String(body, StandardCharsets.UTF_8);
-    }
-  }
-
   /** One keep-alive client connection to the gateway (one event loop there, so one upstream pool). */
-  static final class Client implements AutoCloseable {
-    private final Socket socket = new Socket();
-    private final InputStream in;
-    private final OutputStream out;
-
+  static final class Client extends RawClient {
     Client(TestGateway gw) throws IOException {
-      socket.connect(new InetSocketAddress("127.0.0.1", gw.port()), 2_000);
-      socket.setSoTimeout(8_000); // fails a test by a read timeout if the gateway never answers
-      in = new BufferedInputStream(socket.getInputStream());
-      out = socket.getOutputStream();
-    }
-
-    void send(byte[] bytes) throws IOException {
-      out.write(bytes);
-      out.flush();
+      super(gw.port(), 8_000); // a read timeout fails a test if the gateway never answers
     }
 
     Raw post(String json) throws IOException {
       send(request(json));
       return read();
     }
-
-    Raw read() throws IOException {
-      Raw head = readHead();
-      return readBody(head);
-    }
-
-    /** A response, or null when the connection ended (closed or reset) without one. */
-    Raw readOrNull() throws IOException {
-      in.mark(1);
-      int first;
-      try {
-        first = in.read();
-      } catch (SocketTimeoutException e) {
-        throw new AssertionError("neither an answer nor a close within the timeout", e);
-      } catch (IOException e) {
-        return null;
-      }
-      if (first < 0) {
-        return null;
-      }
-      in.reset();
-      return read();
-    }
-
-    Raw readHead() throws IOException {
-      String statusLine = readLine(in);
-      assertThat(statusLine).as("status line").isNotNull().startsWith("HTTP/");
-      int status = Integer.parseInt(statusLine.substring(9, 12));
-      Map<String, String> headers = new LinkedHashMap<>();
-      String line;
-      while ((line = readLine(in)) != null && !line.isEmpty()) {
-        int colon = line.indexOf(':');
-        headers.putIfAbsent(line.substring(0, colon).trim().toLowerCase(Locale.ROOT), line.substring(colon + 1).trim());
-      }
-      return new Raw(statusLine, status, headers, new byte[0], line != null);
-    }
-
-    private Raw readBody(Raw head) throws IOException {
-      if (head.status() / 100 == 1 || head.status() == 204 || head.status() == 304) {
-        return head;
-      }
-      if ("chunked".equalsIgnoreCase(head.header("transfer-encoding"))) {
-        Raw rest = readChunkedRest();
-        return new Raw(head.statusLine(), head.status(), head.headers(), rest.body(), rest.complete());
-      }
-      ByteArrayOutputStream body = new ByteArrayOutputStream();
-      boolean complete;
-      if (head.header("content-length") != null) {
-        int length = Integer.parseInt(head.header("content-length"));
-        complete = copy(body, length);
-      } else {
-        complete = false;
-        copy(body, Integer.MAX_VALUE);
-      }
-      return new Raw(head.statusLine(), head.status(), head.headers(), body.toByteArray(), complete);
-    }
-
-    /** One chunk's data. */
-    String readChunk() throws IOException {
-      int size = Integer.parseInt(readLine(in).split(";")[0].trim(), 16);
-      String data = new String(in.readNBytes(size), StandardCharsets.UTF_8);
-      readLine(in);
-      return data;
-    }
-
-    /** The chunks up to the last one, or to the connection's end (then not complete). */
-    Raw readChunkedRest() throws IOException {
-      ByteArrayOutputStream body = new ByteArrayOutputStream();
-      try {
-        while (true) {
-          String sizeLine = readLine(in);
-          if (sizeLine == null) {
-            return new Raw("", 0, Map.of(), body.toByteArray(), false);
-          }
-          int size = Integer.parseInt(sizeLine.split(";")[0].trim(), 16);
-          if (size == 0) {
-            String trailer;
-            while ((trailer = readLine(in)) != null && !trailer.isEmpty()) {
-              // trailers
-            }
-            return new Raw("", 0, Map.of(), body.toByteArray(), trailer != null);
-          }
-          byte[] data = in.readNBytes(size);
-          body.writeBytes(data);
-          if (data.length < size || readLine(in) == null) {
-            return new Raw("", 0, Map.of(), body.toByteArray(), false);
-          }
-        }
-      } catch (SocketTimeoutException e) {
-        throw new AssertionError("the stream neither ended nor was cut within the timeout", e);
-      } catch (IOException e) {
-        return new Raw("", 0, Map.of(), body.toByteArray(), false); // reset
-      }
-    }
-
-    /** Copies up to {@code max} bytes; true when all came before the connection ended. */
-    private boolean copy(ByteArrayOutputStream to, int max) throws IOException {
-      byte[] buf = new byte[8192];
-      int left = max;
-      try {
-        while (left > 0) {
-          int n = in.read(buf, 0, Math.min(buf.length, left));
-          if (n < 0) {
-            return false;
-          }
-          to.write(buf, 0, n);
-          left -= n;
-        }
-        return true;
-      } catch (SocketTimeoutException e) {
-        throw new AssertionError("the body neither ended nor was cut within the timeout", e);
-      } catch (IOException e) {
-        return false; // reset
-      }
-    }
-
-    /** True when the gateway ends the connection (EOF or reset) with nothing more sent. */
-    boolean closedByPeer() throws IOException {
-      try {
-        return in.read() < 0;
-      } catch (SocketTimeoutException e) {
-        return false;
-      } catch (IOException e) {
-        return true;
-      }
-    }
-
-    @Override
-    public void close() throws IOException {
-      socket.close();
-    }
-  }
-
-  /** A line without its CRLF (or LF), ISO-8859-1; null at the end of the stream. */
-  private static String readLine(InputStream in) throws IOException {
-    StringBuilder sb = new StringBuilder();
-    int c;
-    while ((c = in.read()) != '\n') {
-      if (c < 0) {
-        return sb.isEmpty() ? null : sb.toString();
-      }
-      if (c != '\r') {
-        sb.append((char) c);
-      }
-    }
-    return sb.toString();
   }
 }

@@ -7,26 +7,20 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.RawClient;
+import io.llmproxy.testing.RawClient.Raw;
 import io.llmproxy.testing.TestClient.Response;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
-import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.Socket;
-import java.net.SocketTimeoutException;
 import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -529,121 +523,11 @@ class ProtocolEdgeTest {
 
   // ---- helpers
 
-  /** A response read off a raw socket. */
-  record Raw(String statusLine, int status, Map<String, String> headers, byte[] body) {
-    String header(String name) {
-      return headers.get(name.toLowerCase(Locale.ROOT));
-    }
-
-    String text() {
-      return new String(body, StandardCharsets.UTF_8);
-    }
-  }
-
   /** One raw client connection to the gateway. */
-  private static final class Conn implements AutoCloseable {
-    final Socket socket = new Socket();
-    final InputStream in;
-    final OutputStream out;
-
+  private static final class Conn extends RawClient {
     Conn() throws IOException {
-      socket.connect(new InetSocketAddress("127.0.0.1", gw.port()), 2000);
-      socket.setSoTimeout(5000); // fails a test by a read timeout if the gateway never answers
-      in = new BufferedInputStream(socket.getInputStream());
-      out = socket.getOutputStream();
+      super(gw.port(), 5000); // a read timeout fails a test if the gateway never answers
     }
-
-    void send(byte[] bytes) throws IOException {
-      out.write(bytes);
-      out.flush();
-    }
-
-    Raw read() throws IOException {
-      return readResponse(in, false);
-    }
-
-    /** The answer to a HEAD: no body follows its headers. */
-    Raw readHead() throws IOException {
-      return readResponse(in, true);
-    }
-
-    /** A response, or null if the connection ended without one. */
-    Raw readOrNull() throws IOException {
-      in.mark(1);
-      int first;
-      try {
-        first = in.read();
-      } catch (SocketTimeoutException e) {
-        throw new AssertionError("neither an answer nor a close within the timeout", e);
-      } catch (IOException e) {
-        return null; // reset
-      }
-      if (first < 0) {
-        return null;
-      }
-      in.reset();
-      return read();
-    }
-
-    /** True when the gateway ends the connection (EOF or reset) with nothing more sent, within the timeout. */
-    boolean closedByPeer() throws IOException {
-      try {
-        return in.read() < 0;
-      } catch (SocketTimeoutException e) {
-        return false;
-      } catch (IOException e) {
-        return true;
-      }
-    }
-
-    @Override
-    public void close() throws IOException {
-      socket.close();
-    }
-  }
-
-  private static Raw readResponse(InputStream in, boolean head) throws IOException {
-    String statusLine = readLine(in);
-    assertThat(statusLine).as("status line").startsWith("HTTP/");
-    int status = Integer.parseInt(statusLine.substring(9, 12));
-    Map<String, String> headers = new LinkedHashMap<>();
-    String line;
-    while (!(line = readLine(in)).isEmpty()) {
-      int colon = line.indexOf(':');
-      headers.putIfAbsent(line.substring(0, colon).trim().toLowerCase(Locale.ROOT), line.substring(colon + 1).trim());
-    }
-    ByteArrayOutputStream body = new ByteArrayOutputStream();
-    if (head || status / 100 == 1 || status == 204 || status == 304) {
-      // no body
-    } else if (headers.containsKey("content-length")) {
-      body.write(in.readNBytes(Integer.parseInt(headers.get("content-length"))));
-    } else if ("chunked".equalsIgnoreCase(headers.get("transfer-encoding"))) {
-      int size;
-      while ((size = Integer.parseInt(readLine(in).split(";")[0].trim(), 16)) > 0) {
-        body.write(in.readNBytes(size));
-        readLine(in);
-      }
-      while (!readLine(in).isEmpty()) {
-        // trailers
-      }
-    } else {
-      body.write(in.readAllBytes());
-    }
-    return new Raw(statusLine, status, headers, body.toByteArray());
-  }
-
-  private static String readLine(InputStream in) throws IOException {
-    StringBuilder sb = new StringBuilder();
-    int c;
-    while ((c = in.read()) != '\n') {
-      if (c < 0) {
-        throw new IOException("connection closed after: " + sb);
-      }
-      if (c != '\r') {
-        sb.append((char) c);
-      }
-    }
-    return sb.toString();
   }
 
   /** Asserts OpenAI's error shape and the status; returns the {@code error} object. */
