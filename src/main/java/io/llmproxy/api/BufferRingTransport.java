@@ -4,24 +4,16 @@ import static java.util.Objects.requireNonNull;
 
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
-import io.netty.channel.Channel;
-import io.netty.channel.ChannelFactory;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
-import io.netty.channel.ServerChannel;
-import io.netty.channel.socket.DatagramChannel;
-import io.netty.channel.socket.InternetProtocolFamily;
 import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringBufferRingConfig;
 import io.netty.channel.uring.IoUringChannelOption;
 import io.netty.channel.uring.IoUringFixedBufferRingAllocator;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringIoHandlerConfig;
-import io.vertx.core.datagram.DatagramSocketOptions;
-import io.vertx.core.net.ClientOptionsBase;
 import io.vertx.core.net.NetServerOptions;
 import io.vertx.core.transport.Transport;
-import java.net.SocketAddress;
 import java.util.concurrent.ThreadFactory;
 
 /**
@@ -100,11 +92,9 @@ public final class BufferRingTransport implements Transport {
   }
 
   /** The SPI side: Vert.x's io_uring transport but for the two differences above. */
-  private static final class Spi implements io.vertx.core.spi.transport.Transport {
-    private final io.vertx.core.spi.transport.Transport uring;
-
+  private static final class Spi extends DelegatingTransport {
     Spi(io.vertx.core.spi.transport.Transport uring) {
-      this.uring = uring;
+      super(uring);
     }
 
     @Override
@@ -123,74 +113,14 @@ public final class BufferRingTransport implements Transport {
     public EventLoopGroup eventLoopGroup(int type, int nThreads, ThreadFactory threadFactory, int ioRatio) {
       // The acceptor loop reads nothing: it keeps the plain handler, without a ring.
       return type == ACCEPTOR_EVENT_LOOP_GROUP
-          ? uring.eventLoopGroup(type, nThreads, threadFactory, ioRatio)
-          : io.vertx.core.spi.transport.Transport.super.eventLoopGroup(type, nThreads, threadFactory, ioRatio);
+          ? delegate.eventLoopGroup(type, nThreads, threadFactory, ioRatio)
+          : super.eventLoopGroup(type, nThreads, threadFactory, ioRatio);
     }
 
     @Override
     public void configure(NetServerOptions options, boolean domainSocket, ServerBootstrap bootstrap) {
-      uring.configure(options, domainSocket, bootstrap);
+      super.configure(options, domainSocket, bootstrap);
       bootstrap.childOption(IoUringChannelOption.IO_URING_BUFFER_GROUP_ID, GROUP);
-    }
-
-    @Override
-    public void configure(ClientOptionsBase options, int connectTimeout, boolean domainSocket, Bootstrap bootstrap) {
-      uring.configure(options, connectTimeout, domainSocket, bootstrap);
-    }
-
-    @Override
-    public void configure(DatagramChannel channel, DatagramSocketOptions options) {
-      uring.configure(channel, options);
-    }
-
-    @Override
-    public boolean supportsDomainSockets() {
-      return uring.supportsDomainSockets();
-    }
-
-    @Override
-    public boolean supportFileRegion() {
-      return uring.supportFileRegion();
-    }
-
-    @Override
-    public boolean isAvailable() {
-      return uring.isAvailable();
-    }
-
-    @Override
-    public Throwable unavailabilityCause() {
-      return uring.unavailabilityCause();
-    }
-
-    @Override
-    public SocketAddress convert(io.vertx.core.net.SocketAddress address) {
-      return uring.convert(address);
-    }
-
-    @Override
-    public io.vertx.core.net.SocketAddress convert(SocketAddress address) {
-      return uring.convert(address);
-    }
-
-    @Override
-    public DatagramChannel datagramChannel() {
-      return uring.datagramChannel();
-    }
-
-    @Override
-    public DatagramChannel datagramChannel(InternetProtocolFamily family) {
-      return uring.datagramChannel(family);
-    }
-
-    @Override
-    public ChannelFactory<? extends Channel> channelFactory(boolean domainSocket) {
-      return uring.channelFactory(domainSocket);
-    }
-
-    @Override
-    public ChannelFactory<? extends ServerChannel> serverChannelFactory(boolean domainSocket) {
-      return uring.serverChannelFactory(domainSocket);
     }
   }
 }
