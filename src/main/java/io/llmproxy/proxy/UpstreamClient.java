@@ -2,7 +2,6 @@ package io.llmproxy.proxy;
 
 import static java.util.Objects.requireNonNull;
 
-import io.llmproxy.api.BufferRingTransport;
 import io.llmproxy.api.Throwables;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
@@ -133,7 +132,6 @@ public final class UpstreamClient {
         .resolver(vi.nameResolver().nettyAddressResolverGroup())
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.SO_KEEPALIVE, true);
-    BufferRingTransport.readFromRing(vi.transport(), bootstrap);
   }
 
   /** TLS to https backends: by default their certificate must be trusted and name the host the URL names. */

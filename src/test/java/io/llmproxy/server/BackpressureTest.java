@@ -206,7 +206,7 @@ class BackpressureTest {
       // The client reads again: the backend resumes and the whole stream arrives, byte for byte.
       p.context().runOnContext(v -> p.resp().resume());
       TestGateway.await(p.end().future());
-      assertThat(flood.ended).isTrue();
+      assertThat(flood.ended).as("the backend wrote the whole stream; the gateway logged %s", gw.accessLog()).isTrue();
       assertThat(flood.written.get()).isEqualTo(EVENTS);
       assertThat(flood.drainWaits.get()).isPositive();
       assertThat(p.received().length()).isEqualTo(EVENTS * EVENT_SIZE);

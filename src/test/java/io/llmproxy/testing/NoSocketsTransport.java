@@ -1,6 +1,5 @@
 package io.llmproxy.testing;
 
-import io.llmproxy.api.DelegatingTransport;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelException;
 import io.netty.channel.ChannelFactory;

@@ -1,4 +1,4 @@
-package io.llmproxy.api;
+package io.llmproxy.testing;
 
 import static java.util.Objects.requireNonNull;
 
