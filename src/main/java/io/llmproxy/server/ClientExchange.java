@@ -25,6 +25,7 @@ import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
+import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.vertx.core.http.HttpHeaders;
@@ -178,6 +179,19 @@ final class ClientExchange implements Downstream {
         body = Buffer.buffer((int) Math.min(declared >= 0 ? declared : 1024, INITIAL_BODY_CAPACITY));
       }
       body.appendBuffer(chunk);
+    });
+    // A chunked body the HTTP decoder cannot read (a chunk size that is not hex, chunk data not ended
+    // by CRLF): Vert.x tells the request, then closes the connection before anything written now
+    // would be flushed, so no answer can go out. It is counted and logged as the 400 it is, with
+    // why, not as a client that left. (A reset or a close comes as an IOException or Vert.x's
+    // HttpClosedException, which the close handler deals with.)
+    req.exceptionHandler(t -> {
+      if (!done && (t instanceof DecoderException || t instanceof IllegalArgumentException)) {
+        status = OpenAiError.INVALID_REQUEST.status();
+        error = OpenAiError.INVALID_REQUEST.code() + ": the request body is not valid chunked transfer coding"
+            + (t.getMessage() == null ? "" : " (" + t.getMessage() + ")");
+        complete();
+      }
     });
     req.endHandler(v -> {
       cancelBodyTimer();
