@@ -1,11 +1,13 @@
 package io.llmproxy.proxy;
 
+import static io.llmproxy.testing.ResponseBodies.sseData;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.ResponseBodies;
 import io.llmproxy.testing.RawClient;
 import io.llmproxy.testing.RawClient.Raw;
 import io.llmproxy.testing.Scrape;
@@ -21,7 +23,6 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -649,27 +650,11 @@ class UpstreamProtocolEdgeTest {
     });
   }
 
-  private static JsonNode assertOpenAiError(Raw r, int status, String code) throws IOException {
+  private static JsonNode assertOpenAiError(Raw r, int status, String code) {
     assertThat(r.status()).as(r.statusLine() + " " + r.text()).isEqualTo(status);
-    assertThat(r.header("content-type")).startsWith("application/json");
-    JsonNode root = JSON.readTree(r.body());
-    assertThat(root.size()).as(r.text()).isEqualTo(1);
-    JsonNode error = root.path("error");
-    assertThat(error.path("message").asText()).as(r.text()).isNotBlank();
-    assertThat(error.path("type").isTextual()).as(r.text()).isTrue();
-    assertThat(error.has("param")).as(r.text()).isTrue();
+    JsonNode error = ResponseBodies.assertOpenAiError(r.header("content-type"), r.text());
     assertThat(error.path("code").asText()).as(r.text()).isEqualTo(code);
     return error;
-  }
-
-  private static List<String> sseData(String text) {
-    List<String> data = new ArrayList<>();
-    for (String line : text.split("\n")) {
-      if (line.startsWith("data:")) {
-        data.add(line.substring(5).trim());
-      }
-    }
-    return data;
   }
 
   private static byte[] concat(byte[]... parts) {

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import static io.llmproxy.testing.ResponseBodies.sseData;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -7,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.ResponseBodies;
 import io.llmproxy.testing.RawClient;
 import io.llmproxy.testing.RawClient.Raw;
 import io.llmproxy.testing.TestClient.Response;
@@ -18,7 +20,6 @@ import java.io.IOException;
 import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import org.junit.jupiter.api.AfterAll;
@@ -545,20 +546,7 @@ class ProtocolEdgeTest {
 
   private static JsonNode assertOpenAiError(int status, String contentType, String body) {
     assertThat(status).as(body).isBetween(400, 599).isNotEqualTo(500);
-    assertThat(contentType).as("content-type of %s", body).startsWith("application/json");
-    JsonNode root;
-    try {
-      root = JSON.readTree(body);
-    } catch (IOException e) {
-      throw new AssertionError("error body is not JSON: " + body, e);
-    }
-    assertThat(root != null && root.isObject() && root.size() == 1).as(body).isTrue();
-    JsonNode error = root.path("error");
-    assertThat(error.path("message").asText()).as(body).isNotBlank();
-    assertThat(error.path("type").isTextual()).as(body).isTrue();
-    assertThat(error.has("param")).as(body).isTrue();
-    assertThat(error.path("code").isTextual()).as(body).isTrue();
-    return error;
+    return ResponseBodies.assertOpenAiError(contentType, body);
   }
 
   /** The backend got the body with a framing that matches it. */
@@ -580,16 +568,6 @@ class ProtocolEdgeTest {
       }
     }
     return sum;
-  }
-
-  private static List<String> sseData(String text) {
-    List<String> data = new ArrayList<>();
-    for (String line : text.split("\n")) {
-      if (line.startsWith("data:")) {
-        data.add(line.substring(5).trim());
-      }
-    }
-    return data;
   }
 
   private static byte[] head(String method, String path, String... headers) {
