@@ -12,8 +12,6 @@ import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
-import io.vertx.core.http.HttpClientOptions;
-import io.vertx.core.http.PoolOptions;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.net.ConnectException;
@@ -60,9 +58,7 @@ class GracefulShutdownTest {
           .redirectErrorStream(true).start();
       int port = readPort(gateway);
 
-      TestClient client = new TestClient(vertx.createHttpClient(new HttpClientOptions()
-          .setDefaultHost("127.0.0.1").setDefaultPort(port), new PoolOptions().setHttp1MaxSize(8)),
-          vertx.getOrCreateContext());
+      TestClient client = TestClient.to(vertx, "127.0.0.1", port);
       List<Future<Streamed>> streams = new ArrayList<>();
       for (int i = 0; i < 3; i++) {
         streams.add(client.streamAsync("/v1/chat/completions", TestClient.chat("m", true)));

@@ -144,7 +144,7 @@ class Http2ClientTest {
           }
           return req.response();
         })
-        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)))
+        .compose(resp -> resp.body().map(b -> Response.of(resp, b)))
         .onComplete(answer));
     return await(answer.future());
   }

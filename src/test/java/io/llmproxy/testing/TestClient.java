@@ -6,11 +6,15 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.json.JsonObject;
 import java.nio.charset.StandardCharsets;
@@ -20,10 +24,12 @@ import java.util.List;
 import java.util.function.Supplier;
 
 /**
- * Blocking helpers over a Vert.x client, for tests. Every request is made on one Vert.x context:
- * made from the test thread, each request would get a context of its own, and
- * {@code send().compose(resp -> resp.body())} then sometimes missed a response body that had already
- * arrived, leaving the call waiting forever (about one request in 300).
+ * Blocking helpers over a Vert.x client, for tests. Every request is made on one Vert.x context, so
+ * that each handler is set before the event loop can deliver what it handles. Chained from the test
+ * thread, {@code send().compose(resp -> resp.body())} runs its callback later, as a task on the
+ * context, when the response came before the chaining; if the response has ended by then,
+ * {@code body()} never completes. Under load that hung about one request in 300: use this client, not
+ * one of your own.
  */
 public final class TestClient {
   private final HttpClientAgent http;
@@ -32,6 +38,12 @@ public final class TestClient {
   public TestClient(HttpClientAgent http, Context context) {
     this.http = http;
     this.context = context;
+  }
+
+  /** A client of the HTTP server at {@code host}:{@code port}, keeping its connections alive. */
+  public static TestClient to(Vertx vertx, String host, int port) {
+    return new TestClient(vertx.createHttpClient(new HttpClientOptions().setDefaultHost(host)
+        .setDefaultPort(port).setKeepAlive(true), new PoolOptions().setHttp1MaxSize(256)), vertx.getOrCreateContext());
   }
 
   /** Runs {@code op} on the client's context. */
@@ -48,7 +60,12 @@ public final class TestClient {
   }
 
   /** A complete response. */
-  public record Response(int status, MultiMap headers, Buffer body) {
+  public record Response(int status, String statusMessage, MultiMap headers, Buffer body) {
+    /** {@code resp} with its {@code body}. */
+    public static Response of(HttpClientResponse resp, Buffer body) {
+      return new Response(resp.statusCode(), resp.statusMessage(), resp.headers(), body);
+    }
+
     public String text() {
       return body.toString(StandardCharsets.UTF_8);
     }
@@ -172,7 +189,7 @@ public final class TestClient {
     RequestOptions o = options(method, path, body != null, headerPairs);
     // The body is asked for inside the send callback: chained later, it could miss the response's end.
     return onContext(() -> http.request(o).compose(req -> (body == null ? req.send() : req.send(body))
-        .compose(resp -> resp.body().map(b -> new Response(resp.statusCode(), resp.headers(), b)))));
+        .compose(resp -> resp.body().map(b -> Response.of(resp, b)))));
   }
 
   public Streamed stream(String path, String json, String... headerPairs) {

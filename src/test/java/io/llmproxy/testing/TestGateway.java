@@ -10,9 +10,6 @@ import io.llmproxy.sim.SimulatorOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
-import io.vertx.core.http.HttpClientAgent;
-import io.vertx.core.http.HttpClientOptions;
-import io.vertx.core.http.PoolOptions;
 import io.vertx.core.transport.Transport;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -38,7 +35,6 @@ public final class TestGateway implements AutoCloseable {
   public final Vertx vertx;
   public final List<Simulator> sims;
   public final Gateway gateway;
-  public final HttpClientAgent http;
   public final TestClient client;
 
   private final ByteArrayOutputStream accessLog;
@@ -50,9 +46,7 @@ public final class TestGateway implements AutoCloseable {
     this.gateway = gateway;
     this.accessLog = accessLog;
     this.host = clientHost(gateway);
-    this.http = vertx.createHttpClient(new HttpClientOptions().setDefaultHost(host)
-        .setDefaultPort(gateway.port()).setKeepAlive(true), new PoolOptions().setHttp1MaxSize(256));
-    this.client = new TestClient(http, vertx.getOrCreateContext());
+    this.client = TestClient.to(vertx, host, gateway.port());
   }
 
   public static TestGateway start(String yaml, SimulatorOptions... backends) {
