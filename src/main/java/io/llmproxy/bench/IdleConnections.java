@@ -87,6 +87,15 @@ public final class IdleConnections {
   }
 
   public Future<Result> run() {
+    // Every request chained on one context, where no response can arrive while a chain is being
+    // built: chained from another thread, resp.body() can be asked for after the response ended, and
+    // never completes.
+    Promise<Result> result = Promise.promise();
+    vertx.getOrCreateContext().runOnContext(v -> start().onComplete(result));
+    return result.future();
+  }
+
+  private Future<Result> start() {
     boolean ssl = "https".equalsIgnoreCase(baseUrl.getScheme());
     int port = baseUrl.getPort() > 0 ? baseUrl.getPort() : ssl ? 443 : 80;
     HttpClientAgent http = vertx.createHttpClient(new HttpClientOptions()
