@@ -81,6 +81,7 @@ class StaggeredHedgeTest {
   void aStalledPrimaryGetsAHedgeAfterTheThresholdAndTheHedgesFirstTokenWins() {
     try (TestGateway gw = TestGateway.start(two("50ms"),
         BASE.withName("a").withTtft(Duration.ofSeconds(3)), BASE.withName("b").withTtft(Duration.ofMillis(20)))) {
+      long sent = System.nanoTime();
       Streamed s = gw.client.stream("/v1/chat/completions", STREAM);
 
       assertThat(s.status()).isEqualTo(200);
@@ -93,8 +94,7 @@ class StaggeredHedgeTest {
       await().atMost(Duration.ofSeconds(2)).until(() -> single(gw.posts(0)).clientDisconnected());
       RequestRecord a = single(gw.posts(0));
       RequestRecord b = single(gw.posts(1));
-      long hedgeAfterMs = (b.receivedAtNanos() - a.receivedAtNanos()) / MS;
-      assertThat(hedgeAfterMs).as("ms from the primary's request to the hedge's, threshold 50 ms").isBetween(40L, 500L);
+      assertHedgeTimed(sent, a, b, 50, 500);
       assertThat(a.chunksSent()).isZero();
       assertThat(a.completed()).isFalse();
       assertThat(a.disconnectedAtNanos()).as("the primary is cancelled at the hedge's first token")
@@ -122,6 +122,7 @@ class StaggeredHedgeTest {
   void afterTheHedgeIsSentThePrimaryStillWinsIfItsFirstTokenComesFirst() {
     try (TestGateway gw = TestGateway.start(two("50ms"),
         BASE.withName("a").withTtft(Duration.ofMillis(400)), BASE.withName("b").withTtft(Duration.ofSeconds(3)))) {
+      long sent = System.nanoTime();
       Streamed s = gw.client.stream("/v1/chat/completions", STREAM);
 
       assertThat(s.status()).isEqualTo(200);
@@ -133,7 +134,7 @@ class StaggeredHedgeTest {
       await().atMost(Duration.ofSeconds(2)).until(() -> single(gw.posts(1)).clientDisconnected());
       RequestRecord a = single(gw.posts(0));
       RequestRecord b = single(gw.posts(1));
-      assertThat((b.receivedAtNanos() - a.receivedAtNanos()) / MS).isBetween(40L, 390L);
+      assertHedgeTimed(sent, a, b, 50, 390);
       assertThat(b.chunksSent()).isZero();
       assertThat(b.disconnectedAtNanos()).isGreaterThanOrEqualTo(a.chunkSentAtNanos()[1]);
       assertThat(a.completed()).isTrue();
@@ -154,6 +155,7 @@ class StaggeredHedgeTest {
   void nonStreamingTheFirstCompleteResponseWins() {
     try (TestGateway gw = TestGateway.start(two("50ms"),
         BASE.withName("a").withTtft(Duration.ofSeconds(3)), BASE.withName("b").withTtft(Duration.ofMillis(20)))) {
+      long sent = System.nanoTime();
       Response r = gw.client.post("/v1/chat/completions", NON_STREAM);
 
       assertThat(r.status()).isEqualTo(200);
@@ -168,7 +170,7 @@ class StaggeredHedgeTest {
       await().atMost(Duration.ofSeconds(2)).until(() -> single(gw.posts(0)).clientDisconnected());
       RequestRecord a = single(gw.posts(0));
       RequestRecord b = single(gw.posts(1));
-      assertThat((b.receivedAtNanos() - a.receivedAtNanos()) / MS).isBetween(40L, 500L);
+      assertHedgeTimed(sent, a, b, 50, 500);
       assertThat(a.completed()).isFalse();
       assertThat(a.status()).as("the primary had not answered").isZero();
       assertThat(b.completed()).isTrue();
@@ -258,6 +260,7 @@ class StaggeredHedgeTest {
     try (TestGateway gw = TestGateway.start(three("1s"),
         BASE.withName("a").withTtft(Duration.ofSeconds(10)), BASE.withName("b").withFail(1.0, 503),
         BASE.withName("c").withTtft(Duration.ofMillis(20)))) {
+      long sent = System.nanoTime();
       Streamed s = gw.client.stream("/v1/chat/completions", STREAM);
 
       assertThat(s.status()).isEqualTo(200);
@@ -269,7 +272,7 @@ class StaggeredHedgeTest {
       RequestRecord a = single(gw.posts(0));
       RequestRecord b = single(gw.posts(1));
       RequestRecord c = single(gw.posts(2));
-      assertThat((b.receivedAtNanos() - a.receivedAtNanos()) / MS).isBetween(950L, 1500L);
+      assertHedgeTimed(sent, a, b, 1000, 1500);
       assertThat(b.status()).isEqualTo(503);
       assertThat((c.receivedAtNanos() - b.receivedAtNanos()) / MS).as("ms from b's request to c's").isLessThan(500);
       assertThat(c.completed()).isTrue();
@@ -424,5 +427,20 @@ class StaggeredHedgeTest {
   private static RequestRecord single(List<RequestRecord> records) {
     assertThat(records).as("requests the backend saw").hasSize(1);
     return records.get(0);
+  }
+
+  /**
+   * The hedge reached its backend no sooner than the threshold after the client sent the request
+   * (less 5 ms for the timers' rounding), and at most {@code atMostMs} after the primary reached its
+   * own. The first bound is timed from the send, as the gateway's timer is, not from the primary's
+   * arrival, which a connect and, in a fresh JVM, the simulator's first run can delay: under load a
+   * hedge at 50 ms came 38 ms after the primary's arrival.
+   */
+  private static void assertHedgeTimed(long sentNanos, RequestRecord primary, RequestRecord hedge, long thresholdMs,
+      long atMostMs) {
+    assertThat((hedge.receivedAtNanos() - sentNanos) / MS).as("ms from the client's send to the hedge's arrival")
+        .isGreaterThanOrEqualTo(thresholdMs - 5);
+    assertThat((hedge.receivedAtNanos() - primary.receivedAtNanos()) / MS).as("ms from the primary's arrival to the hedge's")
+        .isLessThanOrEqualTo(atMostMs);
   }
 }
