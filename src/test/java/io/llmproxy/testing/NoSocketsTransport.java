@@ -3,6 +3,10 @@ package io.llmproxy.testing;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelException;
 import io.netty.channel.ChannelFactory;
+import io.netty.channel.IoHandlerFactory;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.socket.DatagramChannel;
+import io.netty.channel.socket.InternetProtocolFamily;
 import io.vertx.core.transport.Transport;
 import java.net.SocketException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -43,7 +47,23 @@ public final class NoSocketsTransport implements Transport {
 
   @Override
   public io.vertx.core.spi.transport.Transport implementation() {
-    return new DelegatingTransport(nio) {
+    return new io.vertx.core.spi.transport.Transport() {
+      @Override
+      public IoHandlerFactory ioHandlerFactory() {
+        return nio.ioHandlerFactory();
+      }
+
+      @Override
+      public DatagramChannel datagramChannel() {
+        return nio.datagramChannel();
+      }
+
+      @Override
+      @SuppressWarnings("deprecation")
+      public DatagramChannel datagramChannel(InternetProtocolFamily family) {
+        return nio.datagramChannel(family);
+      }
+
       @Override
       public ChannelFactory<? extends Channel> channelFactory(boolean domainSocket) {
         ChannelFactory<? extends Channel> sockets = nio.channelFactory(domainSocket);
@@ -53,6 +73,11 @@ public final class NoSocketsTransport implements Transport {
           }
           return sockets.newChannel();
         };
+      }
+
+      @Override
+      public ChannelFactory<? extends ServerChannel> serverChannelFactory(boolean domainSocket) {
+        return nio.serverChannelFactory(domainSocket);
       }
     };
   }
