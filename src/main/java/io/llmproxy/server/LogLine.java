@@ -31,6 +31,10 @@ final class LogLine {
     return len;
   }
 
+  int capacity() {
+    return buf.length;
+  }
+
   void clear() {
     len = 0;
   }

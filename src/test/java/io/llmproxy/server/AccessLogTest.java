@@ -6,8 +6,12 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.Test;
 
 class AccessLogTest {
@@ -90,6 +94,80 @@ class AccessLogTest {
     log.close();
     assertThat(lines(out)).isEqualTo(1000);
     assertThat(log.dropped()).isZero();
+  }
+
+  @Test
+  void eachThreadsLinesArriveWholeAndInTheirOrder() throws Exception {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    AccessLog log = new AccessLog(true, true, out);
+    int threads = 4;
+    int each = 2_000;
+    Thread[] writers = new Thread[threads];
+    for (int t = 0; t < threads; t++) {
+      String prefix = "t" + t + "-";
+      writers[t] = new Thread(() -> {
+        for (int i = 0; i < each; i++) {
+          log.log(withRequestId(prefix + i));
+        }
+      });
+      writers[t].start();
+    }
+    for (Thread w : writers) {
+      w.join();
+    }
+    log.close();
+    ObjectMapper json = new ObjectMapper();
+    int[] next = new int[threads];
+    for (String line : out.toString(StandardCharsets.UTF_8).split("\n")) {
+      String id = json.readTree(line).path("request_id").asText();
+      int t = id.charAt(1) - '0';
+      assertThat(id).as("thread %d's lines in order", t).isEqualTo("t" + t + "-" + next[t]);
+      next[t]++;
+    }
+    assertThat(next).containsOnly(each);
+    assertThat(log.dropped()).isZero();
+  }
+
+  @Test
+  void whenTheOutputIsStuckLinesAreDroppedAndCountedWithoutBlockingTheCaller() throws Exception {
+    CountDownLatch stuck = new CountDownLatch(1);
+    ByteArrayOutputStream written = new ByteArrayOutputStream();
+    OutputStream out = new OutputStream() {
+      @Override
+      public void write(int b) {
+        throw new UnsupportedOperationException();
+      }
+
+      @Override
+      public void write(byte[] b, int off, int len) throws IOException {
+        try {
+          stuck.await();
+        } catch (InterruptedException e) {
+          throw new InterruptedIOException();
+        }
+        written.write(b, off, len);
+      }
+    };
+    AccessLog log = new AccessLog(true, true, out);
+    // more than two buffers' worth: the one the writer is stuck writing, and the one that fills meanwhile
+    int lines = 3 * AccessLogWriter.MAX_PENDING_BYTES / AccessLog.toJson(ENTRY).length();
+    for (int i = 0; i < lines; i++) {
+      log.log(ENTRY); // returns although nothing can be written
+    }
+    long dropped = log.dropped();
+    assertThat(dropped).isPositive();
+    stuck.countDown();
+    log.close();
+    long arrived = written.toString(StandardCharsets.UTF_8).lines().count();
+    assertThat(arrived + log.dropped()).isEqualTo(lines);
+    assertThat(log.dropped()).isEqualTo(dropped);
+  }
+
+  private static AccessLog.Entry withRequestId(String id) {
+    return new AccessLog.Entry(ENTRY.timeMillis(), id, ENTRY.method(), ENTRY.path(), ENTRY.clientIp(), ENTRY.model(),
+        ENTRY.modelSent(), ENTRY.backend(), ENTRY.attempts(), ENTRY.hedged(), ENTRY.status(), ENTRY.stream(),
+        ENTRY.ttftMs(), ENTRY.latencyMs(), ENTRY.promptTokens(), ENTRY.completionTokens(), ENTRY.bytesOut(),
+        ENTRY.error(), ENTRY.keyName(), ENTRY.userId());
   }
 
   private static long lines(ByteArrayOutputStream out) {
