@@ -74,7 +74,7 @@ public final class BenchCommand implements Callable<Integer> {
 
   @Option(names = "--ramp-up", defaultValue = "0s", converter = DurationConverter.class,
       description = "Closed loop: spread the users' first requests over this long (desynchronises "
-          + "fixed-cadence streams). Open loop: raise the rate from 5% to --rate over this long.")
+          + "fixed-cadence streams). Open loop: raise the rate from 5%% to --rate over this long.")
   Duration rampUp;
 
   @Option(names = "--max-tokens", defaultValue = "0", description = "max_tokens to ask for (0 = not sent).")
