@@ -32,7 +32,15 @@ final class UpstreamResponseDecoder extends HttpResponseDecoder {
    * exchange on the connection would read as the start of its response.
    */
   boolean hasUndecodedBytes() {
-    return actualReadableBytes() > 0;
+    return undecodedBytes() > 0;
+  }
+
+  /**
+   * How many bytes received are not decoded yet. While a read is being decoded, everything it can
+   * still hand on (the rest of its body, with the chunks' framing) is among them.
+   */
+  int undecodedBytes() {
+    return actualReadableBytes();
   }
 
   @Override
