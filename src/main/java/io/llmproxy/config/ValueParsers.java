@@ -359,6 +359,9 @@ public final class ValueParsers {
       throw new IllegalArgumentException("'" + uri.getRawAuthority() + "' is not a valid host[:port] (a host "
           + "name has letters, digits, - and . only)");
     }
+    if (uri.getPort() == 0 || uri.getPort() > 65535) {
+      throw new IllegalArgumentException("port " + uri.getPort() + " is out of range (1 to 65535)");
+    }
     if (uri.getRawQuery() != null && !allowQuery) {
       throw new IllegalArgumentException("must not have a query (?...)");
     }

@@ -100,6 +100,8 @@ class ConfigErrorsTest {
           - url: "http://gpu 7:8000"
           - weight: 3
           - url: ""
+          - url: http://gpu-9:99999
+          - url: http://gpu-10:0
         """)).containsExactly(
         "backends[0].url: must be an absolute http:// or https:// URL, like http://gpu-1:8000",
         "backends[1].url: must be an absolute http:// or https:// URL, like http://gpu-1:8000",
@@ -109,7 +111,9 @@ class ConfigErrorsTest {
         "backends[5].url: 'gpu_6:8000' is not a valid host[:port] (a host name has letters, digits, - and . only)",
         "backends[6].url: not a valid URL: Illegal character in authority at character 11",
         "backends[7].url: required, for example url: \"http://gpu-1:8000\"",
-        "backends[8].url: required; must not be empty");
+        "backends[8].url: required; must not be empty",
+        "backends[9].url: port 99999 is out of range (1 to 65535)",
+        "backends[10].url: port 0 is out of range (1 to 65535)");
   }
 
   @Test
