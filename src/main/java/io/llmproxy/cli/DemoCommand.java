@@ -1,6 +1,9 @@
 package io.llmproxy.cli;
 
+import static io.llmproxy.api.Throwables.rootMessage;
+
 import io.llmproxy.api.VertxSetup;
+import io.llmproxy.config.ConfigException;
 import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.server.Gateway;
@@ -53,6 +56,11 @@ public final class DemoCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    PrintWriter err = spec.commandLine().getErr();
+    if (port < 0 || port > 65535) {
+      err.println("demo: --port must be in 0..65535: " + port);
+      return 2;
+    }
     CompletableFuture<Running> started = new CompletableFuture<>();
     ServeCommand.Termination termination = ServeCommand.Termination.install(() -> {
       Running demo = started.getNow(null);
@@ -63,9 +71,16 @@ public final class DemoCommand implements Callable<Integer> {
     });
     try {
       started.complete(start());
+    } catch (ConfigException e) {
+      started.complete(null);
+      for (String problem : e.problems()) {
+        err.println("demo: " + problem); // the config is built from the options: --host
+      }
+      return 2;
     } catch (Exception e) {
       started.complete(null);
-      throw e;
+      err.println("llmproxy demo could not start: " + rootMessage(e));
+      return 1;
     }
     termination.await();
     return 0;

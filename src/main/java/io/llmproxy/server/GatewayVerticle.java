@@ -1,8 +1,10 @@
 package io.llmproxy.server;
 
 import io.llmproxy.api.OpenAiError;
+import io.llmproxy.api.Throwables;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
+import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.proxy.ForwardedHeaders;
 import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.server.ClientExchange.Route;
@@ -17,6 +19,7 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -68,7 +71,11 @@ final class GatewayVerticle extends VerticleBase {
     if (!keepAliveTimeout.isZero()) {
       keepAlive = new ClientKeepAlive(vertx, keepAliveTimeout.toNanos());
     }
-    return server.listen(port, services.config().listen().host());
+    GatewayConfig.ListenAddress listen = services.config().listen();
+    // The failure names the address and the key it came from: Netty's own says neither ("bind(..)
+    // failed: Address already in use", "Query failed with NXDOMAIN").
+    return server.listen(port, listen.host()).recover(e -> Future.failedFuture(new IOException(
+        "listen: cannot listen on " + listen.host() + ":" + listen.port() + ": " + Throwables.rootMessage(e))));
   }
 
   void drainTimeout(Duration drain) {

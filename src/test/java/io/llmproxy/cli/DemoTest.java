@@ -6,6 +6,8 @@ import static org.awaitility.Awaitility.await;
 import io.llmproxy.testing.TestGateway;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -141,6 +143,23 @@ class DemoTest {
         .containsExactly("curl", "-s", "http://h:1/x", "-H", "A: b", "-d", "{\"k\":\"v w\"}");
     assertThat(curlCommands("# x\ncurl -s a \\\n  -d 'b'\ncurl c | grep d\npython3 -c 'x'\n"))
         .containsExactly("curl -s a -d 'b'", "curl c | grep d");
+  }
+
+  @Test
+  void aPortOutOfRangeOrInUseIsSaidInOneLine() throws Exception {
+    StringWriter err = new StringWriter();
+    assertThat(new CommandLine(new DemoCommand()).setErr(new PrintWriter(err, true)).execute("--port", "99999"))
+        .isEqualTo(2);
+    assertThat(err.toString()).isEqualTo("demo: --port must be in 0..65535: 99999" + System.lineSeparator());
+
+    try (ServerSocket taken = new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"))) {
+      StringWriter inUse = new StringWriter();
+      assertThat(new CommandLine(new DemoCommand()).setErr(new PrintWriter(inUse, true))
+          .execute("--port", Integer.toString(taken.getLocalPort()))).isEqualTo(1);
+      assertThat(inUse.toString()).startsWith(
+          "llmproxy demo could not start: listen: cannot listen on 127.0.0.1:" + taken.getLocalPort() + ": ")
+          .doesNotContain("\tat ");
+    }
   }
 
   @Test
