@@ -58,6 +58,7 @@ public record BenchSettings(
     requireNonNull(warmup, "warmup");
     requireNonNull(rampUp, "rampUp");
     headers = headers == null ? Map.of() : Map.copyOf(headers);
+    baseUrl = checkedBaseUrl(baseUrl);
     if (concurrency < 1) {
       throw new IllegalArgumentException("concurrency must be at least 1, got " + concurrency);
     }
@@ -79,6 +80,28 @@ public record BenchSettings(
   }
 
   /** A closed loop of {@code concurrency} users for {@code duration}, streaming or not, with defaults for the rest. */
+  /**
+   * An http or https URL of a host, with at most a port (the request path is {@code path}), without
+   * the trailing slash.
+   */
+  private static URI checkedBaseUrl(URI url) {
+    String scheme = url.getScheme();
+    if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme) || url.getHost() == null) {
+      throw new IllegalArgumentException("--url must be an http:// or https:// URL with a host, like "
+          + "http://127.0.0.1:8080; got '" + url + "'");
+    }
+    if (url.getPort() == 0 || url.getPort() > 65535) {
+      throw new IllegalArgumentException("--url: port " + url.getPort() + " is out of range (1 to 65535)");
+    }
+    String path = url.getRawPath();
+    if (path != null && !path.isEmpty() && !path.equals("/") || url.getRawQuery() != null
+        || url.getRawFragment() != null || url.getRawUserInfo() != null) {
+      throw new IllegalArgumentException("--url is the endpoint's scheme, host and port only (http://host:8080); "
+          + "the request path is --path; got '" + url + "'");
+    }
+    return URI.create(url.getScheme() + "://" + url.getRawAuthority());
+  }
+
   public static BenchSettings closedLoop(URI baseUrl, boolean stream, int concurrency, Duration duration) {
     return new BenchSettings(baseUrl, "/v1/chat/completions", "sim-model", stream, concurrency, 0, false, 0,
         duration, Duration.ZERO, Duration.ZERO, 0, 64, true, Map.of());
