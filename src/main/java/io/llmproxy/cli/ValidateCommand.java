@@ -46,6 +46,9 @@ public final class ValidateCommand implements Callable<Integer> {
           + (loaded.backends().size() == 1 ? " backend" : " backends")
           + ", strategy " + loaded.strategy().name().toLowerCase(Locale.ROOT)
           + ", listen " + loaded.listen());
+      for (String warning : loaded.warnings()) {
+        out.println("warning: " + warning);
+      }
       out.flush();
       return 0;
     } catch (ConfigException e) {

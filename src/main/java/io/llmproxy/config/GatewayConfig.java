@@ -52,6 +52,27 @@ public record GatewayConfig(
     IoTransport transport,
     Set<String> explicitSections) {
 
+  /**
+   * What this config asks for that the gateway will not do as written, each said at startup (as a
+   * WARN) and by {@code llmproxy validate}: settings that are valid but have no effect, or a weaker one.
+   */
+  public List<String> warnings() {
+    List<String> w = new java.util.ArrayList<>();
+    if (auth.enabled() && auth.storage() == AuthConfig.Storage.REDIS) {
+      w.add("auth.storage: redis is not supported yet; keys and quota counters are kept in " + dataDir);
+    }
+    if (!auth.enabled() && !apiKeys.isEmpty()) {
+      w.add("api_keys are listed but auth.enabled is false: every request is let in without a key");
+    }
+    if (rateLimit.enabled() && rateLimit.storage() == RateLimitConfig.Storage.REDIS) {
+      w.add("rate_limit.storage: redis is not supported yet; each gateway limits on its own (memory)");
+    }
+    if (admin.enabled() && !auth.enabled()) {
+      w.add("admin: the key endpoints need auth.enabled: true; /admin/api-keys answers 404 until then");
+    }
+    return w;
+  }
+
   /** {@code listen: ":8080"}; host {@code 0.0.0.0} when omitted, port 0 picks a free port. */
   public record ListenAddress(String host, int port) {
     @Override

@@ -9,9 +9,7 @@ import io.llmproxy.api.VertxSetup;
 import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ClientAddress;
 import io.llmproxy.auth.KeyRegistry;
-import io.llmproxy.config.AuthConfig;
 import io.llmproxy.config.BackendConfig;
-import io.llmproxy.config.RateLimitConfig;
 import io.llmproxy.limits.Quotas;
 import io.llmproxy.limits.RateLimits;
 import io.llmproxy.store.EmbeddedStore;
@@ -131,24 +129,16 @@ public final class Gateway {
   private AccessControl accessControl() {
     KeyRegistry keys = null;
     Quotas quotas = null;
+    for (String warning : config.warnings()) {
+      LOG.warn(warning);
+    }
     if (config.auth().enabled()) {
-      if (config.auth().storage() == AuthConfig.Storage.REDIS) {
-        LOG.warn("auth.storage: redis is not supported yet; keys and quota counters are kept in {}", config.dataDir());
-      }
       keys = new KeyRegistry(store, config.auth(), config.rateLimit().perKey(), config.apiKeys(), clock);
       quotas = new Quotas(store, clock);
-    } else if (!config.apiKeys().isEmpty()) {
-      LOG.warn("api_keys are listed but auth.enabled is false: every request is let in without a key");
     }
     RateLimits limits = null;
     if (config.rateLimit().enabled()) {
-      if (config.rateLimit().storage() == RateLimitConfig.Storage.REDIS) {
-        LOG.warn("rate_limit.storage: redis is not supported yet; each gateway limits on its own (memory)");
-      }
       limits = new RateLimits(config.rateLimit(), timeMeter);
-    }
-    if (config.admin().enabled() && keys == null) {
-      LOG.warn("admin: the key endpoints need auth.enabled: true; /admin/api-keys answers 404 until then");
     }
     return new AccessControl(keys, limits, quotas, new ClientAddress(config.auth().trustedProxies()), clock, metrics);
   }

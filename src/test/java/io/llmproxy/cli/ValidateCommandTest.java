@@ -48,6 +48,21 @@ class ValidateCommandTest {
   }
 
   @Test
+  void whatTheGatewayWouldWarnAboutAtStartIsSaidToo() throws IOException {
+    Path file = write("warn.yaml", """
+        backends: [{url: "http://a:1"}]
+        rate_limit: {enabled: true, storage: redis}
+        api_keys:
+          - {key: "sk-test-1234567890", name: team}
+        """);
+    assertThat(run("-c", file.toString())).isZero();
+    assertThat(out.toString().lines()).containsExactly(
+        "config OK: 1 backend, strategy weighted_round_robin, listen 0.0.0.0:8080",
+        "warning: api_keys are listed but auth.enabled is false: every request is let in without a key",
+        "warning: rate_limit.storage: redis is not supported yet; each gateway limits on its own (memory)");
+  }
+
+  @Test
   void shortOptionAndSingularBackend() throws IOException {
     Path file = write("one.yaml", "backends: [{url: \"http://a:1\"}]\n");
     assertThat(run("-c", file.toString())).isZero();
