@@ -219,6 +219,11 @@ final class GatewayVerticle extends VerticleBase {
             + "); percent-encode it.";
       }
     }
+    String path = req.path();
+    if (path != null && hasDotSegmentOrEncodedSlash(path)) {
+      return "The request path has a '.' or '..' segment or an encoded slash; a backend that resolved it could "
+          + "serve a path other than the one asked for.";
+    }
     if (req.version() == HttpVersion.HTTP_1_1) {
       int hosts = req.headers().getAll(HttpHeaders.HOST).size();
       if (hosts != 1) {
@@ -226,6 +231,44 @@ final class GatewayVerticle extends VerticleBase {
       }
     }
     return null;
+  }
+
+  /**
+   * Whether a path has a segment that is {@code .} or {@code ..} (also percent-encoded), or an encoded
+   * {@code /} or {@code \}. None of the gateway's routes needs one, and passed through, {@code
+   * /v1/../admin} would reach a backend that normalises paths as {@code /admin} (Envoy and nginx
+   * normalise or refuse such paths too).
+   */
+  static boolean hasDotSegmentOrEncodedSlash(String path) {
+    int start = 0;
+    int n = path.length();
+    for (int i = 0; i <= n; i++) {
+      if (i == n || path.charAt(i) == '/') {
+        if (onlyDots(path, start, i)) {
+          return true;
+        }
+        start = i + 1;
+      } else if (path.charAt(i) == '%' && i + 2 < n && (path.charAt(i + 1) == '2' && (path.charAt(i + 2) | 0x20) == 'f'
+          || path.charAt(i + 1) == '5' && (path.charAt(i + 2) | 0x20) == 'c')) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** {@code .} or {@code ..}, each dot possibly written {@code %2e}. */
+  private static boolean onlyDots(String path, int from, int to) {
+    int dots = 0;
+    for (int i = from; i < to; dots++) {
+      if (path.charAt(i) == '.') {
+        i++;
+      } else if (path.charAt(i) == '%' && i + 2 < to && path.charAt(i + 1) == '2' && (path.charAt(i + 2) | 0x20) == 'e') {
+        i += 3;
+      } else {
+        return false;
+      }
+    }
+    return dots == 1 || dots == 2;
   }
 
   private static void methodNotAllowed(HttpServerRequest req, String allowed) {

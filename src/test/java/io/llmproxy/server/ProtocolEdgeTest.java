@@ -508,6 +508,31 @@ class ProtocolEdgeTest {
     assertThat(gw.posts(0)).hasSize(before);
   }
 
+  /**
+   * A passthrough path that a backend normalising it would resolve elsewhere ({@code /v1/../sleep})
+   * never reaches the backend; dots inside a segment are just a name.
+   */
+  @Test
+  void dotSegmentsAndEncodedSlashesInThePathGet400AndNeverReachTheBackend() throws IOException {
+    int before = gw.posts(0).size();
+    for (String target : new String[] {"/v1/../sleep", "/v1/%2e%2E/sleep", "/v1/./chat/completions", "/v1/.%2e",
+        "/v1/files/..%2fsleep", "/v1/files/a%2Fb", "/v1/files/a%5cb", "/generate/.."}) {
+      try (Conn c = new Conn()) {
+        c.send(ascii("POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + "Content-Length: " + VALID.length() + "\r\n\r\n" + VALID));
+        Raw r = c.read();
+
+        assertThat(assertOpenAiError(r, 400).path("message").asText()).as(target).contains("'..' segment");
+      }
+    }
+    assertThat(gw.posts(0)).hasSize(before);
+    assertThat(GatewayVerticle.hasDotSegmentOrEncodedSlash("/v1/files/file-abc.jsonl")).isFalse();
+    assertThat(GatewayVerticle.hasDotSegmentOrEncodedSlash("/v1/files/.../x")).isFalse();
+    assertThat(GatewayVerticle.hasDotSegmentOrEncodedSlash("/v1/files/%2e%2e%2e")).isFalse();
+    assertThat(GatewayVerticle.hasDotSegmentOrEncodedSlash("/v1/files/x%2")).isFalse();
+    assertThat(GatewayVerticle.hasDotSegmentOrEncodedSlash("/v1/..")).isTrue();
+  }
+
   /** Targets in authority form, asterisk form, or without the leading slash: a 4xx in OpenAI's shape, not a 500. */
   @Test
   void oddRequestTargetsGetAnOpenAiShaped4xx() throws IOException {
