@@ -362,10 +362,10 @@ public final class Gateway {
     health.stop();
     models.stop();
     vertx.cancelTimer(quotaFlushTimer);
-    LOG.info("llmproxy stopping: draining in-flight requests for up to {} ms", drain.toMillis());
     PerEventLoop<GatewayVerticle> s = servers;
     Future<Void> undeploy = Future.succeededFuture();
-    if (s != null) {
+    if (s != null) { // null after a start that failed: nothing was served, nothing to say
+      LOG.info("llmproxy stopping: draining in-flight requests for up to {} ms", drain.toMillis());
       s.deployed().forEach(v -> v.drainTimeout(drain));
       undeploy = s.undeploy();
     }
