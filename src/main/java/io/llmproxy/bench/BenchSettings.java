@@ -79,7 +79,6 @@ public record BenchSettings(
     }
   }
 
-  /** A closed loop of {@code concurrency} users for {@code duration}, streaming or not, with defaults for the rest. */
   /**
    * An http or https URL of a host, with at most a port (the request path is {@code path}), without
    * the trailing slash.
@@ -102,6 +101,7 @@ public record BenchSettings(
     return URI.create(url.getScheme() + "://" + url.getRawAuthority());
   }
 
+  /** A closed loop of {@code concurrency} users for {@code duration}, streaming or not, with defaults for the rest. */
   public static BenchSettings closedLoop(URI baseUrl, boolean stream, int concurrency, Duration duration) {
     return new BenchSettings(baseUrl, "/v1/chat/completions", "sim-model", stream, concurrency, 0, false, 0,
         duration, Duration.ZERO, Duration.ZERO, 0, 64, true, Map.of());

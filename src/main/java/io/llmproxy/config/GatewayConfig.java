@@ -2,6 +2,7 @@ package io.llmproxy.config;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
@@ -57,7 +58,7 @@ public record GatewayConfig(
    * WARN) and by {@code llmproxy validate}: settings that are valid but have no effect, or a weaker one.
    */
   public List<String> warnings() {
-    List<String> w = new java.util.ArrayList<>();
+    List<String> w = new ArrayList<>();
     if (auth.enabled() && auth.storage() == AuthConfig.Storage.REDIS) {
       w.add("auth.storage: redis is not supported yet; keys and quota counters are kept in " + dataDir);
     }
