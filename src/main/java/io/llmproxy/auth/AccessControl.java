@@ -5,6 +5,7 @@ import io.llmproxy.limits.Quotas;
 import io.llmproxy.limits.RateLimits;
 import io.llmproxy.limits.Rejection;
 import io.llmproxy.metrics.GatewayMetrics;
+import io.llmproxy.metrics.GatewayMetrics.AuthFailure;
 import io.vertx.core.MultiMap;
 import java.net.InetAddress;
 import java.time.Clock;
@@ -130,24 +131,24 @@ public final class AccessControl {
     }
     String secret = bearer(authorization);
     if (secret == null) {
-      return authFailure("missing", OpenAiError.INVALID_API_KEY, "You didn't provide an API key. You need to "
+      return authFailure(AuthFailure.MISSING, OpenAiError.INVALID_API_KEY, "You didn't provide an API key. You need to "
           + "provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
     }
     ApiKey key = keys.find(secret);
     if (key == null) {
-      return authFailure("invalid", OpenAiError.INVALID_API_KEY, "Incorrect API key provided.");
+      return authFailure(AuthFailure.INVALID, OpenAiError.INVALID_API_KEY, "Incorrect API key provided.");
     }
     if (key.disabled()) {
-      return authFailure("disabled", OpenAiError.KEY_DISABLED, "This API key is disabled.");
+      return authFailure(AuthFailure.DISABLED, OpenAiError.KEY_DISABLED, "This API key is disabled.");
     }
     Instant now = clock.instant();
     if (key.expired(now)) {
-      return authFailure("expired", OpenAiError.KEY_EXPIRED, "This API key expired at " + key.stored().expiresAt() + ".");
+      return authFailure(AuthFailure.EXPIRED, OpenAiError.KEY_EXPIRED, "This API key expired at " + key.stored().expiresAt() + ".");
     }
     if (key.hasAddressRules()) {
       InetAddress client = clientAddress.get();
       if (!key.allowsAddress(client)) {
-        return authFailure("ip_not_allowed", OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
+        return authFailure(AuthFailure.IP_NOT_ALLOWED, OpenAiError.IP_NOT_ALLOWED, "This API key may not be used from "
             + (client == null ? "an unknown address" : client.getHostAddress()) + ".");
       }
     }
@@ -159,7 +160,7 @@ public final class AccessControl {
     if (key == null || key.allowsModel(model)) {
       return null;
     }
-    return authFailure("model_not_allowed", OpenAiError.MODEL_NOT_ALLOWED, model == null
+    return authFailure(AuthFailure.MODEL_NOT_ALLOWED, OpenAiError.MODEL_NOT_ALLOWED, model == null
         ? "This API key may use only some models, and the request names none."
         : "This API key may not use the model '" + model + "'.");
   }
@@ -209,11 +210,11 @@ public final class AccessControl {
   }
 
   private Decision refused(Rejection r, ApiKey key) {
-    metrics.rateLimited(r.scope(), r.kind());
+    metrics.rateLimited(r.limit());
     return new Decision(key, r.error(), r.message(), r.retryAfterSeconds());
   }
 
-  private Decision authFailure(String reason, OpenAiError error, String message) {
+  private Decision authFailure(AuthFailure reason, OpenAiError error, String message) {
     metrics.authFailure(reason);
     return new Decision(null, error, message, null);
   }

@@ -84,7 +84,7 @@ public final class Quotas {
     String when = key.period() == QuotaPeriod.NEVER ? "It does not reset."
         : "It resets at " + Instant.ofEpochSecond(next) + ".";
     return new Rejection(OpenAiError.INSUFFICIENT_QUOTA, "You exceeded your token quota of " + quota + " per "
-        + periodName(key.period()) + " (" + used + " used). " + when, wait, "key", "quota");
+        + periodName(key.period()) + " (" + used + " used). " + when, wait, null);
   }
 
   private static String periodName(QuotaPeriod p) {

@@ -7,6 +7,7 @@ import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.ApiKey;
 import io.llmproxy.config.KeyLimits;
 import io.llmproxy.config.RateLimitConfig;
+import io.llmproxy.metrics.GatewayMetrics.RateLimit;
 import io.vertx.core.MultiMap;
 import io.vertx.core.http.HttpHeaders;
 import java.time.Duration;
@@ -91,7 +92,7 @@ public final class RateLimits {
     ConsumptionProbe p = global.tryConsumeAndReturnRemaining(1);
     return p.isConsumed() ? null : new Rejection(OpenAiError.RATE_LIMIT_EXCEEDED,
         "The gateway is over its limit of " + fmt(globalRps) + " requests per second. Please retry shortly.",
-        p.getNanosToWaitForRefill(), "global", "requests");
+        p.getNanosToWaitForRefill(), RateLimit.GLOBAL_REQUESTS);
   }
 
   /**
@@ -104,13 +105,13 @@ public final class RateLimits {
     if (s.tpm != null && s.tpm.getAvailableTokens() <= 0) {
       long wait = s.tpm.estimateAbilityToConsume(1).getNanosToWaitForRefill();
       return new Rejection(OpenAiError.RATE_LIMIT_EXCEEDED, "Rate limit reached for tokens per minute: limit "
-          + l.tokensPerMinute() + ". Please retry after the wait given in retry-after.", wait, "key", "tokens");
+          + l.tokensPerMinute() + ". Please retry after the wait given in retry-after.", wait, RateLimit.KEY_TOKENS);
     }
     if (s.rps != null) {
       ConsumptionProbe p = s.rps.tryConsumeAndReturnRemaining(1);
       if (!p.isConsumed()) {
         return new Rejection(OpenAiError.RATE_LIMIT_EXCEEDED, "Rate limit reached for requests per second: limit "
-            + fmt(l.requestsPerSecond()) + ".", p.getNanosToWaitForRefill(), "key", "requests");
+            + fmt(l.requestsPerSecond()) + ".", p.getNanosToWaitForRefill(), RateLimit.KEY_REQUESTS);
       }
     }
     if (s.rpm != null) {
@@ -118,7 +119,7 @@ public final class RateLimits {
       if (!p.isConsumed()) {
         refund(s.rps);
         return new Rejection(OpenAiError.RATE_LIMIT_EXCEEDED, "Rate limit reached for requests per minute: limit "
-            + l.requestsPerMinute() + ".", p.getNanosToWaitForRefill(), "key", "requests");
+            + l.requestsPerMinute() + ".", p.getNanosToWaitForRefill(), RateLimit.KEY_REQUESTS);
       }
     }
     int max = l.maxConcurrent() == null ? 0 : l.maxConcurrent();
@@ -128,7 +129,7 @@ public final class RateLimits {
         refund(s.rps);
         refund(s.rpm);
         return new Rejection(OpenAiError.CONCURRENCY_LIMIT_EXCEEDED, "Too many requests in flight for this key: limit "
-            + max + ". Retry when one of them has ended.", S, "key", "concurrency");
+            + max + ". Retry when one of them has ended.", S, RateLimit.KEY_CONCURRENCY);
       }
     } else {
       s.inflight.incrementAndGet();

@@ -1,15 +1,16 @@
 package io.llmproxy.limits;
 
 import io.llmproxy.api.OpenAiError;
+import io.llmproxy.metrics.GatewayMetrics.RateLimit;
 
 /**
  * A request refused by a limit: the error, its message, and how long to wait (-1 when waiting does
  * not help, as with a quota that never resets).
  *
- * @param scope  {@code global} or {@code key}, for {@code llmproxy_rate_limited_total}
- * @param kind   {@code requests}, {@code tokens}, {@code concurrency} or {@code quota}
+ * @param limit the rate limit that refused it, for {@code llmproxy_rate_limited_total}; null for a
+ *              quota (counted as {@code llmproxy_quota_exceeded_total})
  */
-public record Rejection(OpenAiError error, String message, long retryAfterNanos, String scope, String kind) {
+public record Rejection(OpenAiError error, String message, long retryAfterNanos, RateLimit limit) {
 
   /** {@code retry-after} in whole seconds, rounded up; null when there is none. */
   public String retryAfterSeconds() {

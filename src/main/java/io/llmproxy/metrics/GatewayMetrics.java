@@ -124,6 +124,25 @@ public final class GatewayMetrics implements AutoCloseable {
   /** A failure that is retried (SPEC §6.3). */
   public enum RetryReason { CONNECT_ERROR, RESET, STATUS_429, STATUS_5XX, FIRST_TOKEN_TIMEOUT }
 
+  /** The limit that refused a request: {@code llmproxy_rate_limited_total{scope,kind}}. */
+  public enum RateLimit {
+    GLOBAL_REQUESTS("global", "requests"),
+    KEY_REQUESTS("key", "requests"),
+    KEY_TOKENS("key", "tokens"),
+    KEY_CONCURRENCY("key", "concurrency");
+
+    private final String scope;
+    private final String kind;
+
+    RateLimit(String scope, String kind) {
+      this.scope = scope;
+      this.kind = kind;
+    }
+  }
+
+  /** Why authentication or a key's rules refused a request: {@code llmproxy_auth_failures_total{reason}}. */
+  public enum AuthFailure { MISSING, INVALID, DISABLED, EXPIRED, IP_NOT_ALLOWED, MODEL_NOT_ALLOWED }
+
   /** Why a failure was not retried. */
   public enum RefusalReason {
     /** Bytes already went to the client. */
@@ -159,8 +178,8 @@ public final class GatewayMetrics implements AutoCloseable {
   private final Map<RefusalReason, Counter> refusals = new EnumMap<>(RefusalReason.class);
   private final Counter panicRouted;
   private final Counter quotaExceeded;
-  private final Map<String, Counter> rateLimited = new ConcurrentHashMap<>();
-  private final Map<String, Counter> authFailures = new ConcurrentHashMap<>();
+  private final Map<RateLimit, Counter> rateLimited = new EnumMap<>(RateLimit.class);
+  private final Map<AuthFailure, Counter> authFailures = new EnumMap<>(AuthFailure.class);
   private final JvmGcMetrics gcMetrics;
 
   private record RequestKey(String model, String backend, int status, boolean stream) {}
@@ -197,6 +216,16 @@ public final class GatewayMetrics implements AutoCloseable {
         .tag("type", "prompt").register(registry);
     wastedCompletion = Counter.builder(WASTED_TOKENS).description("Tokens spent by cancelled losers (estimated)")
         .tag("type", "completion").register(registry);
+    // At 0 from the start, like every counter whose labels are known: a rate() over them works
+    // before the first refusal.
+    for (RateLimit l : RateLimit.values()) {
+      rateLimited.put(l, Counter.builder(RATE_LIMITED).description("Requests refused by a rate limit")
+          .tags("scope", l.scope, "kind", l.kind).register(registry));
+    }
+    for (AuthFailure f : AuthFailure.values()) {
+      authFailures.put(f, Counter.builder(AUTH_FAILURES)
+          .description("Requests refused by authentication or a key's rules").tag("reason", label(f)).register(registry));
+    }
     panicRouted = Counter.builder(PANIC_ROUTED).description("Requests routed while no candidate was healthy")
         .register(registry);
     quotaExceeded = Counter.builder(QUOTA_EXCEEDED).description("Requests refused because the key's quota is used up")
@@ -293,22 +322,17 @@ public final class GatewayMetrics implements AutoCloseable {
     panicRouted.increment();
   }
 
-  /** A request refused by a rate limit: {@code scope} global or key, {@code kind} requests, tokens or concurrency. */
-  public void rateLimited(String scope, String kind) {
-    rateLimited.computeIfAbsent(scope + '|' + kind, k -> Counter.builder(RATE_LIMITED)
-        .description("Requests refused by a rate limit").tags("scope", scope, "kind", kind).register(registry))
-        .increment();
+  /** A request refused by a rate limit. */
+  public void rateLimited(RateLimit limit) {
+    rateLimited.get(limit).increment();
   }
 
   public void quotaExceeded() {
     quotaExceeded.increment();
   }
 
-  /** {@code reason}: missing, invalid, disabled, expired, ip_not_allowed, model_not_allowed. */
-  public void authFailure(String reason) {
-    authFailures.computeIfAbsent(reason, r -> Counter.builder(AUTH_FAILURES)
-        .description("Requests refused by authentication or a key's rules").tag("reason", r).register(registry))
-        .increment();
+  public void authFailure(AuthFailure reason) {
+    authFailures.get(reason).increment();
   }
 
   /** Registers the count of dropped access-log lines, read at scrape time. */

@@ -184,6 +184,22 @@ class MetricsTest {
         .allSatisfy(s -> assertThat(s.labels()).containsKeys("backend", "model"));
   }
 
+  /** Counters whose labels are known are exported at 0 before their first event, so rate() over them works. */
+  @Test
+  void refusalCountersStartAtZeroWithEveryLabel() {
+    for (String[] scopeKind : new String[][] {{"global", "requests"}, {"key", "requests"}, {"key", "tokens"},
+        {"key", "concurrency"}}) {
+      assertThat(series(scrape, "llmproxy_rate_limited_total"))
+          .anySatisfy(s -> assertThat(s.labels()).containsEntry("scope", scopeKind[0]).containsEntry("kind", scopeKind[1]));
+    }
+    for (String reason : List.of("missing", "invalid", "disabled", "expired", "ip_not_allowed", "model_not_allowed")) {
+      assertThat(value(scrape, "llmproxy_auth_failures_total", Map.of("reason", reason))).as(reason).isZero();
+      assertThat(series(scrape, "llmproxy_auth_failures_total"))
+          .anySatisfy(s -> assertThat(s.labels()).containsEntry("reason", reason));
+    }
+    assertThat(value(scrape, "llmproxy_rate_limited_total", Map.of())).isZero();
+  }
+
   @Test
   void tokensAttemptsRetriesCancellations() {
     assertThat(value(scrape, "llmproxy_tokens_total", Map.of("type", "prompt"))).isPositive();
