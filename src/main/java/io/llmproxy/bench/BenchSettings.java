@@ -2,6 +2,7 @@ package io.llmproxy.bench;
 
 import static java.util.Objects.requireNonNull;
 
+import io.llmproxy.config.ValueParsers;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Map;
@@ -81,24 +82,22 @@ public record BenchSettings(
 
   /**
    * An http or https URL of a host, with at most a port (the request path is {@code path}), without
-   * the trailing slash.
+   * the trailing slash: the config's check of a URL ({@link ValueParsers#httpUrl}), and no path.
    */
   private static URI checkedBaseUrl(URI url) {
-    String scheme = url.getScheme();
-    if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme) || url.getHost() == null) {
+    URI checked;
+    try {
+      checked = ValueParsers.httpUrl(url.toString(), true);
+    } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException("--url must be an http:// or https:// URL with a host, like "
-          + "http://127.0.0.1:8080; got '" + url + "'");
+          + "http://127.0.0.1:8080; '" + url + "' " + e.getMessage());
     }
-    if (url.getPort() == 0 || url.getPort() > 65535) {
-      throw new IllegalArgumentException("--url: port " + url.getPort() + " is out of range (1 to 65535)");
-    }
-    String path = url.getRawPath();
-    if (path != null && !path.isEmpty() && !path.equals("/") || url.getRawQuery() != null
-        || url.getRawFragment() != null || url.getRawUserInfo() != null) {
+    String path = checked.getRawPath();
+    if (!path.isEmpty() && !path.equals("/") || checked.getRawQuery() != null) {
       throw new IllegalArgumentException("--url is the endpoint's scheme, host and port only (http://host:8080); "
           + "the request path is --path; got '" + url + "'");
     }
-    return URI.create(url.getScheme() + "://" + url.getRawAuthority());
+    return URI.create(checked.getScheme() + "://" + checked.getRawAuthority());
   }
 
   /** A closed loop of {@code concurrency} users for {@code duration}, streaming or not, with defaults for the rest. */

@@ -335,7 +335,7 @@ public final class ValueParsers {
    *
    * @param allowQuery whether a query ({@code ?a=b}) is allowed
    */
-  static URI httpUrl(String text, boolean allowQuery) {
+  public static URI httpUrl(String text, boolean allowQuery) {
     String s = text.strip();
     URI uri;
     try {

@@ -113,6 +113,9 @@ public final class Gateway {
     this.accessLog = new AccessLog(config.logging().accessLog(),
         config.logging().format() == GatewayConfig.LogFormat.JSON, System.out);
     metrics.accessLogDropped(accessLog::dropped);
+    for (String warning : config.warnings()) {
+      LOG.warn(warning);
+    }
     this.store = config.auth().enabled() || config.usageHook().enabled() ? EmbeddedStore.open(config.dataDir()) : null;
     try {
       this.access = accessControl();
@@ -129,9 +132,6 @@ public final class Gateway {
   private AccessControl accessControl() {
     KeyRegistry keys = null;
     Quotas quotas = null;
-    for (String warning : config.warnings()) {
-      LOG.warn(warning);
-    }
     if (config.auth().enabled()) {
       keys = new KeyRegistry(store, config.auth(), config.rateLimit().perKey(), config.apiKeys(), clock);
       quotas = new Quotas(store, clock);

@@ -240,6 +240,9 @@ final class GatewayVerticle extends VerticleBase {
    * normalise or refuse such paths too).
    */
   static boolean hasDotSegmentOrEncodedSlash(String path) {
+    if (path.indexOf('.') < 0 && path.indexOf('%') < 0) {
+      return false; // the usual path, such as /v1/chat/completions
+    }
     int start = 0;
     int n = path.length();
     for (int i = 0; i <= n; i++) {
