@@ -36,6 +36,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeoutException;
 import javax.net.ssl.SSLException;
 
@@ -72,7 +73,8 @@ public final class UpstreamClient {
   private final int maxPerBackend;
   private final long keepAliveNanos;
   private final int maxWaiters;
-  private final Map<Backend, Route> routes = new HashMap<>();
+  /** By the backend's state, which its generations share across config reloads. */
+  private final Map<Backend.State, Route> routes = new HashMap<>();
   private long sweeper = -1;
   private boolean closed;
 
@@ -202,7 +204,22 @@ public final class UpstreamClient {
     if (sweeper < 0) {
       sweeper = vertx.setPeriodic(SWEEP_MS, id -> sweep()); // on this event loop, like the rest
     }
-    return routes.computeIfAbsent(backend, Route::new).lease(connectTimeoutMs);
+    return routes.computeIfAbsent(backend.state(), s -> new Route(backend)).lease(connectTimeoutMs);
+  }
+
+  /**
+   * After a config reload: the pools of backends no longer in {@code live} close their idle
+   * connections, and each connection still leased closes when it is given back. Requests waiting for
+   * one of their connections still get one.
+   */
+  public void retain(Set<Backend.State> live) {
+    for (var it = routes.entrySet().iterator(); it.hasNext(); ) {
+      Route r = it.next().getValue();
+      if (!live.contains(r.backend.state())) {
+        it.remove();
+        r.retire();
+      }
+    }
   }
 
   /** Closes every connection; requests in flight are cut. */
@@ -219,13 +236,13 @@ public final class UpstreamClient {
 
   /** Connections open to one backend from this event loop, idle or not (for tests). */
   int open(Backend backend) {
-    Route r = routes.get(backend);
+    Route r = routes.get(backend.state());
     return r == null ? 0 : r.open;
   }
 
   /** Idle connections to one backend (for tests). */
   int idle(Backend backend) {
-    Route r = routes.get(backend);
+    Route r = routes.get(backend.state());
     return r == null ? 0 : r.idle.size();
   }
 
@@ -298,6 +315,8 @@ public final class UpstreamClient {
     private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
     /** Connections open or being opened. */
     private int open;
+    /** Its backend left the config: a connection given back is closed, not kept. */
+    private boolean retired;
 
     Route(Backend backend) {
       this.backend = backend;
@@ -427,6 +446,10 @@ public final class UpstreamClient {
         w.promise.complete(new Lease(this, c));
         return;
       }
+      if (retired) {
+        c.close();
+        return;
+      }
       c.idleSince = System.nanoTime();
       idle.addFirst(c);
     }
@@ -453,10 +476,16 @@ public final class UpstreamClient {
       }
     }
 
-    void closeAll() {
+    /** Its backend left the config: closes the idle connections; those still leased close when given back. */
+    void retire() {
+      retired = true;
       List<Conn> all = new ArrayList<>(idle);
       idle.clear();
       all.forEach(Conn::close);
+    }
+
+    void closeAll() {
+      retire();
       Waiter w;
       while ((w = waiters.pollFirst()) != null) {
         vertx.cancelTimer(w.timer);

@@ -43,9 +43,23 @@ public final class Backend {
   private final String basePath;
   private final boolean basePathEndsWithV1;
   private final long seed;
-  private final AtomicInteger inflight = new AtomicInteger();
+  private final State state;
   private final PassiveHealth passive;
-  private volatile Health health;
+
+  /**
+   * What a backend keeps across config reloads while its name and URL stay the same: its requests in
+   * flight and what its health check last said. A reload makes a new {@link Backend} around the same
+   * state, so requests started before it release their slots where the new one counts them.
+   */
+  public static final class State {
+    private final AtomicInteger inflight = new AtomicInteger();
+    private volatile Health health;
+
+    /** @param activeChecks whether health checks will run: until one finishes the backend is UNKNOWN, else UP */
+    public State(boolean activeChecks) {
+      this.health = activeChecks ? Health.UNKNOWN : Health.UP;
+    }
+  }
 
   /** A backend without passive health (outlier detection off). */
   public Backend(BackendConfig config, int index, boolean activeChecks) {
@@ -54,6 +68,16 @@ public final class Backend {
 
   /** @param passive its passive health, or null when outlier detection is off */
   public Backend(BackendConfig config, int index, boolean activeChecks, PassiveHealth passive) {
+    this(config, index, new State(activeChecks), passive);
+  }
+
+  /**
+   * A backend around {@code state}, which an earlier generation of the same backend (same name and
+   * URL) may share.
+   *
+   * @param passive its passive health, or null when outlier detection is off
+   */
+  public Backend(BackendConfig config, int index, State state, PassiveHealth passive) {
     this.config = requireNonNull(config, "config");
     this.index = index;
     this.models = Glob.all(config.models());
@@ -69,7 +93,7 @@ public final class Backend {
     this.basePath = path;
     this.basePathEndsWithV1 = path.endsWith("/v1");
     this.seed = Rendezvous.seed(config.name());
-    this.health = activeChecks ? Health.UNKNOWN : Health.UP;
+    this.state = requireNonNull(state, "state");
     this.passive = passive;
   }
 
@@ -155,14 +179,19 @@ public final class Backend {
     return options;
   }
 
+  /** What it shares with the other generations of the same backend (its identity across reloads). */
+  public State state() {
+    return state;
+  }
+
   public int inflight() {
-    return inflight.get();
+    return state.inflight.get();
   }
 
   /** True when {@code max_concurrent} would allow one more request. */
   public boolean hasCapacity() {
     int max = config.maxConcurrent();
-    return max <= 0 || inflight.get() < max;
+    return max <= 0 || state.inflight.get() < max;
   }
 
   /**
@@ -186,6 +215,7 @@ public final class Backend {
 
   private boolean takeSlot() {
     int max = config.maxConcurrent();
+    AtomicInteger inflight = state.inflight;
     if (max <= 0) {
       inflight.incrementAndGet();
       return true;
@@ -202,20 +232,20 @@ public final class Backend {
   }
 
   public void release() {
-    inflight.decrementAndGet();
+    state.inflight.decrementAndGet();
   }
 
   public Health health() {
-    return health;
+    return state.health;
   }
 
   public void health(Health h) {
-    this.health = requireNonNull(h, "h");
+    state.health = requireNonNull(h, "h");
   }
 
   /** Routable when the health check does not say it is down and its passive health admits it. */
   public boolean routable() {
-    return health != Health.DOWN && (passive == null || passive.admits());
+    return state.health != Health.DOWN && (passive == null || passive.admits());
   }
 
   /** Its weight now: the configured weight, scaled down while it ramps up after a cooldown. */

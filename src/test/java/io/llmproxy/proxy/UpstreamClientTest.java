@@ -12,7 +12,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
-/** The upstream pool when the gateway cannot open a socket at all. */
+/** The upstream pool when the gateway cannot open a socket at all, and when a reload drops a backend. */
 class UpstreamClientTest {
 
   /** What a lease's failure looked like from inside its handler. */
@@ -83,6 +83,58 @@ class UpstreamClientTest {
       assertThat(served.get(10, TimeUnit.SECONDS)).as("connections open to the backend asked for").isEqualTo(1);
       assertThat(idleClosed.getNow(false)).as("the idle connection to the other backend was closed").isTrue();
       assertThat(transport.refusing()).as("sockets still to refuse").isZero();
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
+  /**
+   * A config reload that drops a backend: its idle connection closes at once, and the one still
+   * leased (a request in flight) closes when it is given back instead of staying in the pool. A new
+   * generation of the same backend (same name and URL) keeps its pool.
+   */
+  @Test
+  void theConnectionsOfABackendNoLongerConfiguredClose() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try {
+      int port = vertx.createHttpServer().requestHandler(req -> req.response().end("ok"))
+          .listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
+      Context context = vertx.getOrCreateContext();
+      GatewayConfig config = ConfigLoader.parse("backends:\n"
+          + "  - {url: \"http://127.0.0.1:" + port + "\", name: kept}\n"
+          + "  - {url: \"http://127.0.0.1:" + port + "/other\", name: dropped}\n", n -> null);
+      Backend kept = new Backend(config.backends().get(0), 0, false);
+      Backend keptReloaded = new Backend(config.backends().get(0), 0, kept.state(), null);
+      Backend dropped = new Backend(config.backends().get(1), 1, false);
+      CompletableFuture<io.netty.channel.Channel[]> channels = new CompletableFuture<>();
+      CompletableFuture<Integer> keptIdle = new CompletableFuture<>();
+      context.runOnContext(v -> {
+        UpstreamClient client = new UpstreamClient(context, UpstreamClient.limits(config, 1, UpstreamClient.Trust.JDK));
+        client.lease(kept, 1_000).compose(k -> {
+          k.release(true);
+          return client.lease(dropped, 1_000).compose(idle -> client.lease(dropped, 1_000).map(busy -> {
+            io.netty.channel.Channel[] ch = {k.connection().channel(), idle.connection().channel(),
+                busy.connection().channel()};
+            idle.release(true);
+            client.retain(java.util.Set.of(kept.state())); // the reload: only "kept" is left
+            busy.release(true); // the request in flight ends after it
+            keptIdle.complete(client.idle(keptReloaded));
+            return ch;
+          }));
+        }).onComplete(ar -> {
+          if (ar.succeeded()) {
+            channels.complete(ar.result());
+          } else {
+            channels.completeExceptionally(ar.cause());
+          }
+        });
+      });
+      io.netty.channel.Channel[] ch = channels.get(10, TimeUnit.SECONDS);
+      ch[1].closeFuture().get(10, TimeUnit.SECONDS); // the idle one to the dropped backend
+      ch[2].closeFuture().get(10, TimeUnit.SECONDS); // the one given back after the reload
+      assertThat(ch[0].isOpen()).as("the kept backend's connection").isTrue();
+      assertThat(keptIdle.get(10, TimeUnit.SECONDS)).as("the kept backend's new generation finds its idle connection")
+          .isEqualTo(1);
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
