@@ -3,6 +3,8 @@ package io.llmproxy.admin;
 import static java.util.Objects.requireNonNull;
 
 import io.llmproxy.auth.AccessControl;
+import io.llmproxy.config.ConfigException;
+import io.llmproxy.config.ConfigReload;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.metrics.GatewayMetrics.BackendState;
 import io.llmproxy.routing.Backend;
@@ -13,6 +15,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServerRequest;
 import java.time.Clock;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * The admin API (SPEC §4), on the gateway's own port under {@code /admin/}, for callers holding
@@ -32,13 +35,25 @@ public interface AdminApi {
    * @param states  a backend's state as {@code llmproxy_backend_state} shows it
    * @param clock   gives today's UTC day, the default end of a usage report
    */
-  static AdminApi create(Vertx vertx, GatewayConfig config, AccessControl access, Store store, Router router,
-      LatencyStats stats, Function<Backend, BackendState> states, Clock clock) {
+  static AdminApi create(Vertx vertx, GatewayConfig config, AccessControl access, Store store,
+      Supplier<Router> router, LatencyStats stats, Function<Backend, BackendState> states, Reloader reloader,
+      Clock clock) {
     if (!config.admin().enabled()) {
       throw new IllegalArgumentException("admin.token is not set: the admin API is off");
     }
     return new AdminHandler(requireNonNull(vertx, "vertx"), config.admin().token(), requireNonNull(access, "access"),
         store, new BackendsView(requireNonNull(router, "router"), requireNonNull(stats, "stats"),
-            config.routing().hedge(), requireNonNull(states, "states")), requireNonNull(clock, "clock"));
+            requireNonNull(states, "states")), requireNonNull(reloader, "reloader"), requireNonNull(clock, "clock"));
+  }
+
+  /** {@code POST /admin/reload}: reads the config file again and applies it (blocking; run off the event loops). */
+  @FunctionalInterface
+  interface Reloader {
+    /**
+     * @return what the reload changed
+     * @throws ConfigException the file has problems (nothing was changed)
+     * @throws IllegalStateException there is nothing to reload: no config file, or the gateway is stopping
+     */
+    ConfigReload reload() throws ConfigException;
   }
 }

@@ -10,6 +10,7 @@ import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
 import io.llmproxy.auth.KeyHash;
 import io.llmproxy.auth.KeyRegistry;
+import io.llmproxy.config.ConfigException;
 import io.llmproxy.store.Store;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
@@ -52,15 +53,18 @@ final class AdminHandler implements AdminApi {
   private final AccessControl access;
   private final Store store;
   private final BackendsView backends;
+  private final Reloader reloader;
   private final Clock clock;
   private final WorkerExecutor worker;
 
-  AdminHandler(Vertx vertx, String token, AccessControl access, Store store, BackendsView backends, Clock clock) {
+  AdminHandler(Vertx vertx, String token, AccessControl access, Store store, BackendsView backends,
+      Reloader reloader, Clock clock) {
     this.vertx = vertx;
     this.tokenHash = KeyHash.sha256(token);
     this.access = access;
     this.store = store;
     this.backends = backends;
+    this.reloader = reloader;
     this.clock = clock;
     this.worker = vertx.createSharedWorkerExecutor("llmproxy-admin", 1);
   }
@@ -166,6 +170,12 @@ final class AdminHandler implements AdminApi {
         }
         reply(req, 200, backends.render());
       }
+      case "/admin/reload" -> {
+        if (m != HttpMethod.POST) {
+          throw methodNotAllowed(req, "POST");
+        }
+        reload(req);
+      }
       default -> {
         if (!path.startsWith(KEY_PREFIX) || path.indexOf('/', KEY_PREFIX.length()) >= 0) {
           throw notFound("Unknown admin path " + m + " " + req.path() + ".");
@@ -258,6 +268,31 @@ final class AdminHandler implements AdminApi {
       return id;
     }, OpenAiError.KEY_IN_CONFIG).onSuccess(deleted -> reply(req, 200,
         new JsonObject().put("id", deleted).put("object", "api_key").put("deleted", true)));
+  }
+
+  // ---- reload
+
+  /**
+   * Reads the config file again and applies it, on the admin worker (so never beside a key change).
+   * 200 with what changed and what waits for a restart; 400 {@code invalid_config} naming each
+   * problem, with nothing changed; 409 {@code reload_unavailable} with no file to read.
+   */
+  private void reload(HttpServerRequest req) {
+    blocking(req, () -> {
+      try {
+        return reloader.reload();
+      } catch (ConfigException e) {
+        throw new AdminError(OpenAiError.INVALID_CONFIG, "The config file has " + e.problems().size()
+            + (e.problems().size() == 1 ? " problem" : " problems") + "; the running config is unchanged: "
+            + String.join("; ", e.problems()), null);
+      } catch (IllegalStateException e) {
+        throw new AdminError(OpenAiError.RELOAD_UNAVAILABLE, e.getMessage(), null);
+      }
+    }, null).onSuccess(r -> reply(req, 200, new JsonObject()
+        .put("object", "config_reload")
+        .put("changed", r.changed())
+        .put("applied", new JsonArray(r.applied()))
+        .put("restart_required", new JsonArray(r.needRestart()))));
   }
 
   // ---- usage

@@ -17,6 +17,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * {@code GET /admin/backends}: each backend's config, its state as {@code llmproxy_backend_state}
@@ -27,15 +28,14 @@ import java.util.function.Function;
 final class BackendsView {
   private static final double[] PERCENTILES = {50, 95, 99};
 
-  private final Router router;
+  /** The router of the config now in force. */
+  private final Supplier<Router> router;
   private final LatencyStats stats;
-  private final HedgeConfig hedge;
   private final Function<Backend, BackendState> states;
 
-  BackendsView(Router router, LatencyStats stats, HedgeConfig hedge, Function<Backend, BackendState> states) {
+  BackendsView(Supplier<Router> router, LatencyStats stats, Function<Backend, BackendState> states) {
     this.router = router;
     this.stats = stats;
-    this.hedge = hedge;
     this.states = states;
   }
 
@@ -46,8 +46,10 @@ final class BackendsView {
     stats.forEach((backend, model, kind, entry) ->
         latencies.computeIfAbsent(backend, b -> new ArrayList<>()).add(new Latency(model, kind, entry.window())));
     long now = stats.now();
+    Router r = router.get();
+    HedgeConfig hedge = r.config().routing().hedge();
     JsonArray data = new JsonArray();
-    for (Backend b : router.backends()) {
+    for (Backend b : r.backends()) {
       BackendConfig c = b.config();
       BackendState state = states.apply(b);
       long cooldown = state == BackendState.EJECTED ? b.cooldownRemainingNanos() : 0;
@@ -63,15 +65,15 @@ final class BackendsView {
           .put("health_check", label(b.health()))
           .put("inflight", b.inflight())
           .put("cooldown_remaining_ms", state == BackendState.EJECTED ? (cooldown + 999_999) / 1_000_000 : null)
-          .put("latency", latency(latencies.getOrDefault(b.name(), List.of()), now)));
+          .put("latency", latency(latencies.getOrDefault(b.name(), List.of()), hedge, now)));
     }
     return new JsonObject()
         .put("object", "list")
         .put("data", data)
-        .put("hedge", hedgeSettings());
+        .put("hedge", hedgeSettings(hedge));
   }
 
-  private JsonArray latency(List<Latency> entries, long now) {
+  private static JsonArray latency(List<Latency> entries, HedgeConfig hedge, long now) {
     JsonArray out = new JsonArray();
     entries.stream()
         .sorted(Comparator.comparing(Latency::model).thenComparing(Latency::kind))
@@ -92,7 +94,7 @@ final class BackendsView {
     return out;
   }
 
-  private JsonObject hedgeSettings() {
+  private static JsonObject hedgeSettings(HedgeConfig hedge) {
     JsonObject o = new JsonObject().put("enabled", hedge.enabled());
     if (hedge.enabled()) {
       o.put("threshold", hedge.threshold().fixed() != null ? hedge.threshold().fixed().toMillis() + "ms"

@@ -20,6 +20,10 @@ public enum OpenAiError {
   METHOD_NOT_ALLOWED(405, "invalid_request_error", "method_not_allowed"),
   KEY_EXISTS(409, "invalid_request_error", "key_exists"),
   KEY_IN_CONFIG(409, "invalid_request_error", "key_in_config"),
+  /** {@code POST /admin/reload} found problems in the config file; nothing was changed. */
+  INVALID_CONFIG(400, "invalid_request_error", "invalid_config"),
+  /** {@code POST /admin/reload} has nothing to read: no config file, or the gateway is stopping. */
+  RELOAD_UNAVAILABLE(409, "invalid_request_error", "reload_unavailable"),
   REQUEST_TIMEOUT(408, "invalid_request_error", "request_timeout"),
   REQUEST_TOO_LARGE(413, "invalid_request_error", "request_too_large"),
   URI_TOO_LONG(414, "invalid_request_error", "uri_too_long"),

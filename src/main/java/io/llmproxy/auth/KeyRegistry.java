@@ -10,6 +10,7 @@ import java.security.MessageDigest;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -39,10 +40,31 @@ public final class KeyRegistry {
     this.defaults = auth.defaults();
     this.perKey = perKey;
     this.clock = clock;
-    Map<String, StoredKey> stored = new ConcurrentHashMap<>();
+    Map<String, StoredKey> stored = new HashMap<>();
     for (StoredKey k : store.keys()) {
       stored.put(k.hash(), k);
     }
+    SyncResult r = sync(stored, configKeys);
+    for (StoredKey k : stored.values()) {
+      try {
+        index(new ApiKey(k, defaults, perKey));
+      } catch (RuntimeException e) {
+        // one unreadable key must not keep the gateway from starting; it is left out, and said so
+        LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
+      }
+    }
+    LOG.info("{} API keys ({} from the config file, {} from the admin API){}", byId.size(), r.inConfig(),
+        byId.size() - r.inConfig(), r.removed() > 0 ? "; " + r.removed() + " no longer in the config file removed" : "");
+  }
+
+  private record SyncResult(int inConfig, int removed) {}
+
+  /**
+   * Writes the config file's keys over their stored copies in {@code stored} (by hash) and in the
+   * store, and removes the stored config keys no longer in the file; an admin key the file now
+   * defines becomes a config key.
+   */
+  private SyncResult sync(Map<String, StoredKey> stored, List<ApiKeyConfig> configKeys) {
     Set<String> inConfig = new HashSet<>();
     for (ApiKeyConfig c : configKeys) {
       String hash = KeyHash.sha256Hex(c.key());
@@ -68,16 +90,44 @@ public final class KeyRegistry {
       }
     }
     store.commit();
+    return new SyncResult(inConfig.size(), removed);
+  }
+
+  /**
+   * A config reload's {@code api_keys}: the file's keys replace the config keys held now, as at a
+   * start. Keys from the admin API stay, unless the file now defines one of them; a key removed
+   * from the file is refused from the next request on. A key whose rules cannot be used is left out
+   * and said so (the config's validation makes that unlikely).
+   */
+  public synchronized void reload(List<ApiKeyConfig> configKeys) {
+    Map<String, StoredKey> stored = new HashMap<>();
+    for (ApiKey k : byId.values()) {
+      stored.put(k.stored().hash(), k.stored());
+    }
+    SyncResult r = sync(stored, configKeys);
+    // the new and changed first, then the gone: a key the file keeps is never missing in between
     for (StoredKey k : stored.values()) {
+      ApiKey held = byId.get(k.id());
+      if (held != null && held.stored().equals(k)) {
+        continue;
+      }
       try {
         index(new ApiKey(k, defaults, perKey));
       } catch (RuntimeException e) {
-        // one unreadable key must not keep the gateway from starting; it is left out, and said so
+        byId.remove(k.id());
+        byHash.remove(k.hash());
         LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
       }
     }
-    LOG.info("{} API keys ({} from the config file, {} from the admin API){}", byId.size(), inConfig.size(),
-        byId.size() - inConfig.size(), removed > 0 ? "; " + removed + " no longer in the config file removed" : "");
+    for (ApiKey k : List.copyOf(byId.values())) {
+      StoredKey now = stored.get(k.stored().hash());
+      if (now == null || !now.id().equals(k.id())) {
+        byId.remove(k.id());
+        byHash.remove(k.stored().hash(), k);
+      }
+    }
+    LOG.info("API keys reloaded: {} from the config file, {} from the admin API{}", r.inConfig(),
+        byId.size() - r.inConfig(), r.removed() > 0 ? "; " + r.removed() + " no longer in the config file removed" : "");
   }
 
   private void index(ApiKey key) {

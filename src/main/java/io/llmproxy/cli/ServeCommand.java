@@ -11,12 +11,16 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import sun.misc.Signal;
 import picocli.CommandLine.Option;
 
-/** {@code llmproxy serve --config config.yaml}: runs the gateway until SIGTERM or SIGINT. */
+/** {@code llmproxy serve --config config.yaml}: runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the config. */
 @Command(name = "serve", mixinStandardHelpOptions = true, description = "Run the gateway.")
 public final class ServeCommand implements Callable<Integer> {
+  private static final Logger LOG = LoggerFactory.getLogger(ServeCommand.class);
 
   @Option(names = {"-c", "--config"}, description = "Config file (default: ${DEFAULT-VALUE}).",
       defaultValue = "config.yaml")
@@ -49,15 +53,42 @@ public final class ServeCommand implements Callable<Integer> {
             .get(cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
       }
     });
+    Gateway gateway;
     try {
-      started.complete(Gateway.start(cfg).toCompletionStage().toCompletableFuture().get());
+      gateway = Gateway.start(cfg).toCompletionStage().toCompletableFuture().get();
     } catch (Exception e) {
       System.err.println("llmproxy could not start: " + rootMessage(e));
       started.complete(null);
       return 1;
     }
+    started.complete(gateway);
+    gateway.configFile(config);
+    reloadOnHangup(gateway);
     termination.await();
     return 0;
+  }
+
+  /**
+   * SIGHUP reads the config file again (SPEC §2) instead of stopping the JVM, as it would by default.
+   * The gateway logs what the reload did, or the file's problems, and runs on.
+   */
+  static void reloadOnHangup(Gateway gateway) {
+    try {
+      Signal.handle(new Signal("HUP"), sig -> {
+        try {
+          gateway.reload();
+        } catch (ConfigException | IllegalStateException e) {
+          // logged by the gateway (problems) or said here (nothing to reload)
+          if (e instanceof IllegalStateException) {
+            LOG.warn("SIGHUP: {}", e.getMessage());
+          }
+        } catch (RuntimeException e) {
+          LOG.error("SIGHUP: the config reload failed", e);
+        }
+      });
+    } catch (IllegalArgumentException e) {
+      LOG.warn("SIGHUP cannot be handled here ({}): reload the config with POST /admin/reload", e.getMessage());
+    }
   }
 
   /** Something to run when the JVM is asked to stop. */

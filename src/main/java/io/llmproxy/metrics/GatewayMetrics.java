@@ -19,7 +19,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.ToDoubleFunction;
+import java.util.function.DoubleSupplier;
 
 /**
  * Every metric llmproxy exports (SPEC §7): names, labels and buckets live here and nowhere else.
@@ -100,6 +100,10 @@ public final class GatewayMetrics implements AutoCloseable {
   public static final String USAGE_SPOOL_EVENTS = "llmproxy.usage.spool.events";
   /** {@code llmproxy_auth_failures_total{reason}}: requests refused by authentication or a key's rules. */
   public static final String AUTH_FAILURES = "llmproxy.auth.failures";
+  /** {@code llmproxy_config_reloads_total{result}}: config reloads (SIGHUP, {@code POST /admin/reload}), counted when done. */
+  public static final String CONFIG_RELOADS = "llmproxy.config.reloads";
+  /** Gauge: 1 when the last config reload succeeded (or none was tried), 0 when the file had problems. */
+  public static final String CONFIG_LAST_RELOAD_SUCCESSFUL = "llmproxy.config.last.reload.successful";
 
   // Bucket bounds in milliseconds.
   private static final double[] LATENCY_BUCKETS_MS = {
@@ -180,6 +184,9 @@ public final class GatewayMetrics implements AutoCloseable {
   private final Counter quotaExceeded;
   private final Map<RateLimit, Counter> rateLimited = new EnumMap<>(RateLimit.class);
   private final Map<AuthFailure, Counter> authFailures = new EnumMap<>(AuthFailure.class);
+  private final Counter reloadsApplied;
+  private final Counter reloadsFailed;
+  private volatile boolean lastReloadSucceeded = true;
   private final JvmGcMetrics gcMetrics;
 
   private record RequestKey(String model, String backend, int status, boolean stream) {}
@@ -230,6 +237,12 @@ public final class GatewayMetrics implements AutoCloseable {
         .register(registry);
     quotaExceeded = Counter.builder(QUOTA_EXCEEDED).description("Requests refused because the key's quota is used up")
         .register(registry);
+    reloadsApplied = Counter.builder(CONFIG_RELOADS).description("Config reloads, by result")
+        .tag("result", "success").register(registry);
+    reloadsFailed = Counter.builder(CONFIG_RELOADS).description("Config reloads, by result")
+        .tag("result", "failure").register(registry);
+    Gauge.builder(CONFIG_LAST_RELOAD_SUCCESSFUL, () -> lastReloadSucceeded ? 1 : 0)
+        .description("1 when the last config reload succeeded (or none was tried)").register(registry);
   }
 
   /** The lower-case label of an enum constant. */
@@ -342,15 +355,33 @@ public final class GatewayMetrics implements AutoCloseable {
   }
 
   /** Registers the per-backend gauges; the functions are read at scrape time. */
-  public <T> void backendGauges(String backend, String region, T state, ToDoubleFunction<T> up,
-      ToDoubleFunction<T> inflight) {
-    requireNonNull(state, "state");
+  public void backendGauges(String backend, String region, DoubleSupplier up, DoubleSupplier inflight) {
     Gauge.builder(BACKEND_INFO, () -> 1).description("A backend's labels from the config")
         .tags("backend", backend, "region", region == null ? "" : region).register(registry);
-    Gauge.builder(BACKEND_UP, state, up).description("1 when the backend is up by its health checks")
+    Gauge.builder(BACKEND_UP, up::getAsDouble).description("1 when the backend is up by its health checks")
         .tag("backend", backend).register(registry);
-    Gauge.builder(BACKEND_INFLIGHT, state, inflight).description("Requests in flight to the backend")
+    Gauge.builder(BACKEND_INFLIGHT, inflight::getAsDouble).description("Requests in flight to the backend")
         .tag("backend", backend).register(registry);
+  }
+
+  /**
+   * A config reload removed a backend, or changed its labels: its gauges ({@code _up}, {@code
+   * _inflight}, {@code _state}, {@code _info}) go; its counters stay, as counters do.
+   */
+  public void removeBackendGauges(String backend) {
+    for (Meter m : registry.getMeters()) {
+      String name = m.getId().getName();
+      if ((name.equals(BACKEND_INFO) || name.equals(BACKEND_UP) || name.equals(BACKEND_INFLIGHT)
+          || name.equals(BACKEND_STATE)) && backend.equals(m.getId().getTag("backend"))) {
+        registry.remove(m);
+      }
+    }
+  }
+
+  /** A config reload ended: applied, or refused for the file's problems. */
+  public void configReload(boolean succeeded) {
+    (succeeded ? reloadsApplied : reloadsFailed).increment();
+    lastReloadSucceeded = succeeded;
   }
 
   /** Registers one {@code llmproxy_backend_state} gauge per state; {@code is} says 1 or 0 at scrape time. */

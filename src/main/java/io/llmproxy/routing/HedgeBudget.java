@@ -12,7 +12,7 @@ public final class HedgeBudget {
   static final int SECONDS = 10;
   static final double FLOOR_PER_SECOND = 1.0;
 
-  private final double fraction;
+  private double fraction;
   private final LongSupplier nanoClock;
   private final long[] second = new long[SECONDS];
   private final long[] requests = new long[SECONDS];
@@ -22,6 +22,11 @@ public final class HedgeBudget {
     this.fraction = percent / 100.0;
     this.nanoClock = nanoClock;
     java.util.Arrays.fill(second, Long.MIN_VALUE);
+  }
+
+  /** A config reload changed {@code routing.hedge.budget_percent}; what was counted stays. */
+  public synchronized void percent(double percent) {
+    this.fraction = percent / 100.0;
   }
 
   /** A request that may hedge arrived. */

@@ -8,6 +8,7 @@ import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.stats.LatencyStats;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -16,12 +17,15 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Maps model names, finds the candidate backends of a model (SPEC §6.1) and starts a
- * {@link RoutePlan} for each request. Thread-safe and shared by all event loops.
+ * {@link RoutePlan} for each request. Thread-safe and shared by all event loops. A config reload
+ * builds a new one; requests started before it keep routing (retries, fallback) by the old one.
  */
 public final class Router {
   private static final int MAX_CACHED_MODELS = 10_000;
 
+  private final GatewayConfig config;
   private final List<Backend> backends;
+  private final Map<String, Backend> byName = new HashMap<>();
   private final Map<String, String> mapping;
   private final LoadBalancer balancer;
   private final List<Chain> chains;
@@ -34,25 +38,36 @@ public final class Router {
   record Chain(Backend primary, List<Backend> fallback, List<Glob> models) {}
 
   public Router(GatewayConfig config, List<Backend> backends, GatewayMetrics metrics, LatencyStats stats) {
+    this.config = requireNonNull(config, "config");
     this.backends = List.copyOf(backends);
+    this.backends.forEach(b -> byName.put(b.name(), b));
     this.mapping = config.routing().modelMapping();
     this.balancer = LoadBalancer.of(config.strategy(), stats);
     this.metrics = requireNonNull(metrics, "metrics");
     this.all = new CandidateGroup(this.backends);
     List<Chain> cs = new ArrayList<>();
     for (FallbackRule r : config.routing().fallback()) {
-      cs.add(new Chain(byName(r.primary()), r.fallback().stream().map(this::byName).toList(), Glob.all(r.models())));
+      cs.add(new Chain(named(r.primary()), r.fallback().stream().map(this::named).toList(), Glob.all(r.models())));
     }
     this.chains = List.copyOf(cs);
   }
 
-  private Backend byName(String name) {
-    for (Backend b : backends) {
-      if (b.name().equals(name)) {
-        return b;
-      }
+  private Backend named(String name) {
+    Backend b = byName.get(name);
+    if (b == null) {
+      throw new IllegalArgumentException("no backend named " + name);
     }
-    throw new IllegalArgumentException("no backend named " + name);
+    return b;
+  }
+
+  /** The config it was built from: the one requests that start now follow. */
+  public GatewayConfig config() {
+    return config;
+  }
+
+  /** The backend with this name, or null. */
+  public Backend backend(String name) {
+    return byName.get(name);
   }
 
   public List<Backend> backends() {

@@ -281,7 +281,7 @@ final class ClientExchange implements Downstream {
         return;
       }
     }
-    var affinity = services.config().routing().sessionAffinity();
+    var affinity = router.config().routing().sessionAffinity();
     String affinityKey = affinity == null ? null : req.getHeader(affinity.header());
     // Usage is needed (quota, limits, the usage hook): a stream is asked for it, and the client's copy
     // loses the usage chunk again if it did not ask for it itself.
@@ -291,7 +291,7 @@ final class ClientExchange implements Downstream {
     RequestSpec spec = new RequestSpec(req.method().toNetty(), pathAndQuery(), req.headers(), clientIp(), requestId,
         upstreamBody, stream, clientModel, sentModel);
     boolean hedgeable = !"off".equalsIgnoreCase(req.getHeader(X_HEDGE));
-    dispatch = new Dispatch(context, client, services.proxy(), services.config().routing(),
+    dispatch = new Dispatch(context, client, services.proxy(), router.config().routing(),
         router.plan(clientModel, sentModel, stream, group, affinityKey), spec, this, hedgeable);
     dispatch.start();
   }

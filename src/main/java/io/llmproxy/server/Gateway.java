@@ -10,6 +10,9 @@ import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ClientAddress;
 import io.llmproxy.auth.KeyRegistry;
 import io.llmproxy.config.BackendConfig;
+import io.llmproxy.config.ConfigException;
+import io.llmproxy.config.ConfigLoader;
+import io.llmproxy.config.ConfigReload;
 import io.llmproxy.limits.Quotas;
 import io.llmproxy.limits.RateLimits;
 import io.llmproxy.store.EmbeddedStore;
@@ -39,10 +42,14 @@ import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.transport.Transport;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -52,7 +59,7 @@ import org.slf4j.LoggerFactory;
 /**
  * A running gateway: its own Vert.x with one event loop per core, one server and upstream pool per
  * event loop, the active health checks, and the metrics. Start with {@link #start}; stop with
- * {@link #shutdown}.
+ * {@link #shutdown}; {@link #reload} reads its config file again (SIGHUP, {@code POST /admin/reload}).
  */
 public final class Gateway {
   private static final Logger LOG = LoggerFactory.getLogger(Gateway.class);
@@ -61,10 +68,18 @@ public final class Gateway {
   private final Vertx vertx;
   /** The transport the event loops use: epoll, io_uring or nio. */
   private String transportName;
+  /**
+   * The config it started with. What a reload may change is read from {@link #live}'s; this one
+   * only for what is fixed until a restart (listen, transport, store, pools, logs).
+   */
   private final GatewayConfig config;
   private final GatewayMetrics metrics;
-  private final Router router;
-  private final ActiveHealthChecker health;
+  /** The router of the config now in force; a reload replaces it. */
+  private final AtomicReference<Router> live = new AtomicReference<>();
+  /** The file {@link #reload} reads; null for a config built in code. */
+  private volatile Path configFile;
+  /** Replaced by a reload that changes the backends or the checks; guarded by this. */
+  private ActiveHealthChecker health;
   private final ModelCatalog models;
   private final Readiness readiness;
   private final AccessLog accessLog;
@@ -93,23 +108,17 @@ public final class Gateway {
     this.clock = clock;
     this.timeMeter = timeMeter;
     this.metrics = new GatewayMetrics();
-    List<Backend> backends = new ArrayList<>();
-    for (int i = 0; i < config.backends().size(); i++) {
-      BackendConfig bc = config.backends().get(i);
-      Backend b = new Backend(bc, i, config.healthCheck().enabled(), passiveHealth(bc.name()));
-      backends.add(b);
-      metrics.backendGauges(b.name(), b.config().region(), b, x -> x.routable() ? 1 : 0, Backend::inflight);
-      metrics.backendStates(b.name(), state -> stateOf(b) == state ? 1 : 0);
-    }
     this.stats = new LatencyStats(System::nanoTime, this::thresholdGauge);
     this.budget = new HedgeBudget(config.routing().hedge().budgetPercent(), System::nanoTime);
-    this.router = new Router(config, backends, metrics, stats);
+    Router router = new Router(config, backends(config, null), metrics, stats);
+    live.set(router);
+    backendGauges(null, router);
     this.probeClient = vertx.createHttpClient(
         new HttpClientOptions().setKeepAlive(true).setTcpNoDelay(true).setName("llmproxy-probes"),
         new PoolOptions().setHttp1MaxSize(2));
-    this.health = new ActiveHealthChecker(vertx, probeClient, config.healthCheck(), backends);
-    this.models = new ModelCatalog(vertx, probeClient, router, Duration.ofSeconds(60), config.healthCheck().timeout());
-    this.readiness = new Readiness(backends);
+    this.health = new ActiveHealthChecker(vertx, probeClient, config.healthCheck(), router.backends());
+    this.models = new ModelCatalog(vertx, probeClient, live::get, Duration.ofSeconds(60), config.healthCheck().timeout());
+    this.readiness = new Readiness(() -> live.get().backends());
     this.accessLog = new AccessLog(config.logging().accessLog(),
         config.logging().format() == GatewayConfig.LogFormat.JSON, System.out);
     metrics.accessLogDropped(accessLog::dropped);
@@ -143,9 +152,65 @@ public final class Gateway {
     return new AccessControl(keys, limits, quotas, new ClientAddress(config.auth().trustedProxies()), clock, metrics);
   }
 
+  /**
+   * The backends of {@code c}. One whose namesake in {@code old} has the same URL is the same
+   * backend: it keeps its requests in flight and its health check's verdict, and its passive health
+   * too while {@code outlier_detection} is unchanged.
+   */
+  private List<Backend> backends(GatewayConfig c, Router old) {
+    boolean samePassive = old != null && old.config().outlierDetection().equals(c.outlierDetection());
+    List<Backend> backends = new ArrayList<>();
+    for (int i = 0; i < c.backends().size(); i++) {
+      BackendConfig bc = c.backends().get(i);
+      Backend prev = old == null ? null : old.backend(bc.name());
+      boolean same = prev != null && prev.config().url().equals(bc.url());
+      Backend b = new Backend(bc, i, same ? prev.state() : new Backend.State(c.healthCheck().enabled()),
+          same && samePassive ? prev.passive() : passiveHealth(bc.name(), c.outlierDetection()));
+      if (!c.healthCheck().enabled()) {
+        b.health(Backend.Health.UP); // checks turned off by a reload: their last verdict no longer holds
+      }
+      backends.add(b);
+    }
+    return backends;
+  }
+
+  /**
+   * The per-backend gauges of {@code now}'s backends, which read the backend of that name in the
+   * config in force at scrape time; those of backends gone since {@code old} are removed.
+   */
+  private void backendGauges(Router old, Router now) {
+    for (Backend b : now.backends()) {
+      String name = b.name();
+      Backend prev = old == null ? null : old.backend(name);
+      if (prev != null && Objects.equals(prev.config().region(), b.config().region())) {
+        continue; // registered already, and they read whichever backend has the name now
+      }
+      if (prev != null) {
+        metrics.removeBackendGauges(name); // its region label changed
+      }
+      metrics.backendGauges(name, b.config().region(), () -> {
+        Backend x = live.get().backend(name);
+        return x != null && x.routable() ? 1 : 0;
+      }, () -> {
+        Backend x = live.get().backend(name);
+        return x == null ? 0 : x.inflight();
+      });
+      metrics.backendStates(name, state -> {
+        Backend x = live.get().backend(name);
+        return x != null && stateOf(x) == state ? 1 : 0;
+      });
+    }
+    if (old != null) {
+      for (Backend b : old.backends()) {
+        if (now.backend(b.name()) == null) {
+          metrics.removeBackendGauges(b.name());
+        }
+      }
+    }
+  }
+
   /** A backend's passive health, logging each change of state once and counting cooldowns; null when off. */
-  private PassiveHealth passiveHealth(String backend) {
-    OutlierDetectionConfig od = config.outlierDetection();
+  private PassiveHealth passiveHealth(String backend, OutlierDetectionConfig od) {
     if (!od.enabled()) {
       return null;
     }
@@ -168,12 +233,13 @@ public final class Gateway {
    * hedge uses, clamped as the hedge clamps it (the fixed threshold, when one is set).
    */
   private void thresholdGauge(String backend, String model, LatencyStats.Kind kind, LatencyStats.Entry entry) {
-    RoutingConfig.HedgeConfig h = config.routing().hedge();
-    if (!h.enabled()) {
+    if (!live.get().config().routing().hedge().enabled()) {
       return;
     }
-    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT,
-        () -> h.thresholdNanos(p -> entry.window().percentileNanos(p, System.nanoTime())) / 1e6);
+    metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT, () -> {
+      RoutingConfig.HedgeConfig h = live.get().config().routing().hedge(); // as reloaded
+      return h.enabled() ? h.thresholdNanos(p -> entry.window().percentileNanos(p, System.nanoTime())) / 1e6 : Double.NaN;
+    });
   }
 
   /** The state {@code llmproxy_backend_state} shows: down by its health check, else its passive state. */
@@ -286,9 +352,10 @@ public final class Gateway {
   }
 
   private Future<Gateway> deploy(int loops) {
-    GatewayServices services = new GatewayServices(config, router, metrics, accessLog, models, readiness,
+    GatewayServices services = new GatewayServices(live, metrics, accessLog, models, readiness,
         new ProxyServices(timeouts, metrics, stats, budget), access, usageLedger(), config.admin().enabled()
-            ? AdminApi.create(vertx, config, access, store, router, stats, Gateway::stateOf, clock) : null);
+            ? AdminApi.create(vertx, config, access, store, live::get, stats, Gateway::stateOf, this::reload, clock)
+            : null);
     if (access.quotas() != null) {
       // quota counters reach the disk at least once a second (SPEC §9), off the event loops
       quotaFlushTimer = vertx.setPeriodic(1000, id -> vertx.executeBlocking(() -> {
@@ -300,14 +367,16 @@ public final class Gateway {
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
     return PerEventLoop.deploy(vertx, loops, () -> new GatewayVerticle(services, loops, listenPort, config.drainTimeout()))
         .map(deployed -> {
-          servers = deployed;
           port = deployed.deployed().get(0).actualPort();
           if (config.usageHook().enabled()) {
             // delivers what a previous run left in the spool, then each batch the recorder commits
             webhook = new WebhookDelivery(vertx, store, config.usageHook(), metrics.registry());
             usage.onAcknowledged(n -> webhook.wake());
           }
-          health.start();
+          synchronized (this) { // a reload that came first replaced the checker, and left starting it to here
+            servers = deployed;
+            health.start();
+          }
           models.start();
           LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops ({})",
               config.listen().host(), port, config.backends().size(),
@@ -331,12 +400,98 @@ public final class Gateway {
     return metrics;
   }
 
+  /** The router of the config now in force. */
   public Router router() {
-    return router;
+    return live.get();
   }
 
+  /** The config now in force: the one it started with, or the last one reloaded (as {@link ConfigReload#effective}). */
   public GatewayConfig config() {
-    return config;
+    return live.get().config();
+  }
+
+  /**
+   * The file {@link #reload} reads: the one the gateway was started from. A gateway given no file
+   * (a config built in code, as the demo's) has nothing to reload.
+   */
+  public void configFile(Path file) {
+    this.configFile = requireNonNull(file, "file");
+  }
+
+  /**
+   * Reads the config file again and applies it ({@link #reload(GatewayConfig)}); blocking, so not on
+   * an event loop. A file with problems changes nothing: they are logged, counted
+   * ({@code llmproxy_config_reloads_total{result="failure"}}) and thrown.
+   *
+   * @throws ConfigException the file's problems, each naming its path
+   * @throws IllegalStateException no config file, or the gateway is stopping
+   */
+  public synchronized ConfigReload reload() throws ConfigException {
+    Path file = configFile;
+    if (file == null) {
+      throw new IllegalStateException("This gateway was not started from a config file: there is nothing to reload.");
+    }
+    GatewayConfig next;
+    try {
+      next = ConfigLoader.load(file);
+    } catch (ConfigException e) {
+      metrics.configReload(false);
+      LOG.error("config reload: {} has {} problem(s); still running on the config loaded before", file,
+          e.problems().size());
+      e.problems().forEach(p -> LOG.error("config reload: {}: {}", file, p));
+      throw e;
+    }
+    return reload(next);
+  }
+
+  /**
+   * Applies a new config to the running gateway (see {@link ConfigReload} for what it can change):
+   * requests that start afterwards route by it, those in flight finish on the config they started
+   * with. A backend keeps its state across the reload while its name and URL stay; the pools of
+   * backends that left close their idle connections, and the health checks start over when the
+   * backends or {@code health_check} changed. A change that needs a restart is logged as a WARN.
+   *
+   * @throws IllegalStateException the gateway is stopping
+   */
+  public synchronized ConfigReload reload(GatewayConfig next) {
+    if (stopping.get() != null) {
+      throw new IllegalStateException("The gateway is stopping: nothing was reloaded.");
+    }
+    Router old = live.get();
+    ConfigReload r = ConfigReload.of(old.config(), next);
+    GatewayConfig c = r.effective();
+    if (!r.applied().isEmpty()) {
+      if (access.keys() != null && !old.config().apiKeys().equals(c.apiKeys())) {
+        access.keys().reload(c.apiKeys()); // first: the one step that writes (the store)
+      }
+      Router router = new Router(c, backends(c, old), metrics, stats);
+      budget.percent(c.routing().hedge().budgetPercent());
+      live.set(router);
+      backendGauges(old, router);
+      if (!old.config().backends().equals(c.backends()) || !old.config().healthCheck().equals(c.healthCheck())) {
+        health.stop();
+        health = new ActiveHealthChecker(vertx, probeClient, c.healthCheck(), router.backends());
+        if (servers != null) { // started: else deploy starts it
+          health.start();
+        }
+      }
+      models.reloaded();
+      PerEventLoop<GatewayVerticle> s = servers;
+      if (s != null) {
+        Set<Backend.State> states = new HashSet<>();
+        router.backends().forEach(b -> states.add(b.state()));
+        s.deployed().forEach(v -> v.retainBackends(states));
+      }
+    }
+    metrics.configReload(true);
+    Path file = configFile;
+    String from = file == null ? "" : " from " + file;
+    LOG.info("config reloaded{}: {}", from, r.applied().isEmpty() ? "nothing to apply" : String.join("; ", r.applied()));
+    if (!r.needRestart().isEmpty()) {
+      LOG.warn("config reload: {} changed, but take effect only after a restart; the gateway keeps running on the "
+          + "values it started with", String.join(", ", r.needRestart()));
+    }
+    return r;
   }
 
   public AccessControl access() {

@@ -7,6 +7,7 @@ import io.llmproxy.auth.ApiKey;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.proxy.ForwardedHeaders;
 import io.llmproxy.proxy.UpstreamClient;
+import io.llmproxy.routing.Backend;
 import io.llmproxy.server.ClientExchange.Route;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
@@ -21,6 +22,7 @@ import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -80,6 +82,11 @@ final class GatewayVerticle extends VerticleBase {
 
   void drainTimeout(Duration drain) {
     this.drainTimeout = drain;
+  }
+
+  /** After a config reload: this loop's pool lets go of the backends that left the config. */
+  void retainBackends(Set<Backend.State> live) {
+    context.runOnContext(v -> client.retain(live));
   }
 
   int actualPort() {

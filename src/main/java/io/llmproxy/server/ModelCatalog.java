@@ -15,11 +15,13 @@ import java.io.IOException;
 import java.io.StringWriter;
 import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
 
 /**
  * What {@code GET /v1/models} lists (SPEC §4): the mapped names, the literal names in backends'
@@ -33,7 +35,8 @@ final class ModelCatalog {
 
   private final Vertx vertx;
   private final HttpClientAgent http;
-  private final Router router;
+  /** The router of the config now in force. */
+  private final Supplier<Router> router;
   private final Duration refresh;
   private final Duration timeout;
   private final long created = System.currentTimeMillis() / 1000;
@@ -41,7 +44,7 @@ final class ModelCatalog {
   private long timer = -1;
   private volatile boolean stopped;
 
-  ModelCatalog(Vertx vertx, HttpClientAgent http, Router router, Duration refresh, Duration timeout) {
+  ModelCatalog(Vertx vertx, HttpClientAgent http, Supplier<Router> router, Duration refresh, Duration timeout) {
     this.vertx = vertx;
     this.http = http;
     this.router = router;
@@ -64,10 +67,28 @@ final class ModelCatalog {
     if (stopped) {
       return;
     }
-    for (Backend b : router.backends()) {
+    fetchAll();
+    timer = vertx.setTimer(refresh.toMillis(), id -> refreshAll());
+  }
+
+  /**
+   * After a config reload: the backends' lists are asked for again at once (a backend's URL, key
+   * or globs may have changed), and those of backends no longer configured are forgotten.
+   */
+  void reloaded() {
+    if (stopped) {
+      return;
+    }
+    Set<String> names = new HashSet<>();
+    router.get().backends().forEach(b -> names.add(b.name()));
+    reported.keySet().retainAll(names);
+    fetchAll();
+  }
+
+  private void fetchAll() {
+    for (Backend b : router.get().backends()) {
       fetch(b);
     }
-    timer = vertx.setTimer(refresh.toMillis(), id -> refreshAll());
   }
 
   private void fetch(Backend b) {
@@ -97,8 +118,9 @@ final class ModelCatalog {
 
   /** The names, in order: mapping keys, literal config names, then reported names by backend order. */
   Set<String> names() {
-    Set<String> names = new LinkedHashSet<>(router.configuredModelNames());
-    for (Backend b : router.backends()) {
+    Router r = router.get();
+    Set<String> names = new LinkedHashSet<>(r.configuredModelNames());
+    for (Backend b : r.backends()) {
       names.addAll(reported.getOrDefault(b.name(), List.of()));
     }
     return names;

@@ -2,16 +2,18 @@ package io.llmproxy.server;
 
 import io.llmproxy.routing.Backend;
 import java.util.List;
+import java.util.function.Supplier;
 
 /**
  * {@code /ready} (SPEC §4): ready while not draining and at least one backend is up. With active
  * health checks a backend counts once a check has passed; without them, every backend is up.
  */
 final class Readiness {
-  private final List<Backend> backends;
+  /** The backends of the config now in force. */
+  private final Supplier<List<Backend>> backends;
   private volatile boolean draining;
 
-  Readiness(List<Backend> backends) {
+  Readiness(Supplier<List<Backend>> backends) {
     this.backends = backends;
   }
 
@@ -25,7 +27,7 @@ final class Readiness {
 
   int backendsUp() {
     int n = 0;
-    for (Backend b : backends) {
+    for (Backend b : backends.get()) {
       if (b.health() == Backend.Health.UP) {
         n++;
       }

@@ -444,7 +444,8 @@ class AdminApiTest {
     assertThat(wrongMethod.header("allow")).isEqualTo("GET, POST");
     assertError(admin(HttpMethod.GET, "/admin/nothing-here", null), 404, "not_found");
     assertError(admin(HttpMethod.GET, "/admin/api-keys/a/b", null), 404, "not_found");
-    assertError(admin(HttpMethod.POST, "/admin/reload", null), 404, "not_found");
+    assertError(admin(HttpMethod.POST, "/admin/reload", null), 409, "reload_unavailable"); // no config file here
+    assertError(admin(HttpMethod.GET, "/admin/reload", null), 405, "method_not_allowed");
 
     String big = "{\"name\": \"" + "x".repeat(AdminHandler.MAX_BODY_BYTES) + "\"}";
     assertError(admin(HttpMethod.POST, "/admin/api-keys", big), 413, "request_too_large");

@@ -79,6 +79,20 @@ public final class JavaProcess implements AutoCloseable {
     return List.copyOf(lines);
   }
 
+  /**
+   * Waits up to {@code timeout} for a line that {@code pattern} finds something in; the first such
+   * line. Fails when none comes, with what the process printed.
+   */
+  public String awaitLine(java.util.regex.Pattern pattern, java.time.Duration timeout) {
+    org.awaitility.Awaitility.await("a line matching " + pattern + " in " + lines).atMost(timeout)
+        .until(() -> lines.stream().anyMatch(l -> pattern.matcher(l).find()));
+    return lines.stream().filter(l -> pattern.matcher(l).find()).findFirst().orElseThrow();
+  }
+
+  public long pid() {
+    return process.pid();
+  }
+
   public boolean isAlive() {
     return process.isAlive();
   }

@@ -26,7 +26,12 @@ public final class Scrape {
 
   /** Scrapes the gateway's registry now. */
   public static Scrape of(TestGateway gw) {
-    return new Scrape(parse(gw.gateway.metrics().scrape()));
+    return of(gw.gateway);
+  }
+
+  /** Scrapes {@code gateway}'s registry now. */
+  public static Scrape of(io.llmproxy.server.Gateway gateway) {
+    return new Scrape(parse(gateway.metrics().scrape()));
   }
 
   /**

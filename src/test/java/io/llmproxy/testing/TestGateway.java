@@ -16,6 +16,8 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -39,12 +41,20 @@ public final class TestGateway implements AutoCloseable {
 
   private final ByteArrayOutputStream accessLog;
   private final String host;
+  /** The config file it was started from, with {@code ${SIMi}} and the vars written out; null when none. */
+  private final Path configFile;
+  private final Map<String, String> env;
+  private final boolean addListen;
 
-  private TestGateway(Vertx vertx, List<Simulator> sims, Gateway gateway, ByteArrayOutputStream accessLog) {
+  private TestGateway(Vertx vertx, List<Simulator> sims, Gateway gateway, ByteArrayOutputStream accessLog,
+      Path configFile, Map<String, String> env, boolean addListen) {
     this.vertx = vertx;
     this.sims = sims;
     this.gateway = gateway;
     this.accessLog = accessLog;
+    this.configFile = configFile;
+    this.env = env;
+    this.addListen = addListen;
     this.host = clientHost(gateway);
     this.client = TestClient.to(vertx, host, gateway.port());
   }
@@ -76,6 +86,7 @@ public final class TestGateway implements AutoCloseable {
     private boolean addListen = true;
     private boolean captureAccessLog;
     private Transport transport;
+    private Path configFile;
 
     private Builder(String yaml) {
       this.yaml = yaml;
@@ -108,6 +119,15 @@ public final class TestGateway implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Starts the gateway from a config file at {@code file} (the YAML with its variables written
+     * out), which {@link Gateway#reload()} reads again; {@link TestGateway#writeConfig} rewrites it.
+     */
+    public Builder configFile(Path file) {
+      this.configFile = file;
+      return this;
+    }
+
     /** Keeps a copy of the access log, which the gateway writes to standard output ({@link #accessLog()}). */
     public Builder captureAccessLog() {
       this.captureAccessLog = true;
@@ -124,7 +144,13 @@ public final class TestGateway implements AutoCloseable {
           sims.add(s);
           env.put("SIM" + i, s.url());
         }
-        GatewayConfig config = ConfigLoader.parse((addListen ? "listen: \"127.0.0.1:0\"\n" : "") + yaml, env::get);
+        GatewayConfig config;
+        if (configFile != null) {
+          Files.writeString(configFile, written(yaml, env, addListen));
+          config = ConfigLoader.load(configFile);
+        } else {
+          config = ConfigLoader.parse((addListen ? "listen: \"127.0.0.1:0\"\n" : "") + yaml, env::get);
+        }
         ByteArrayOutputStream accessLog = null;
         Future<Gateway> starting;
         if (captureAccessLog) {
@@ -141,7 +167,10 @@ public final class TestGateway implements AutoCloseable {
           starting = startGateway(config);
         }
         Gateway gateway = await(starting);
-        return new TestGateway(vertx, sims, gateway, accessLog);
+        if (configFile != null) {
+          gateway.configFile(configFile);
+        }
+        return new TestGateway(vertx, sims, gateway, accessLog, configFile, env, addListen);
       } catch (Exception e) {
         vertx.close();
         throw new IllegalStateException("test gateway did not start", e);
@@ -150,6 +179,27 @@ public final class TestGateway implements AutoCloseable {
 
     private Future<Gateway> startGateway(GatewayConfig config) {
       return transport == null ? Gateway.start(config, clock, time) : Gateway.start(config, clock, time, transport);
+    }
+  }
+
+  /** The YAML as a file holds it: the {@code listen} added, {@code ${NAME}} replaced by its value. */
+  private static String written(String yaml, Map<String, String> env, boolean addListen) {
+    String text = (addListen ? "listen: \"127.0.0.1:0\"\n" : "") + yaml;
+    for (Map.Entry<String, String> e : env.entrySet()) {
+      text = text.replace("${" + e.getKey() + "}", e.getValue());
+    }
+    return text;
+  }
+
+  /** Rewrites the config file it was started from ({@link Builder#configFile}), as an operator edits it. */
+  public void writeConfig(String yaml) {
+    if (configFile == null) {
+      throw new IllegalStateException("start the gateway with configFile()");
+    }
+    try {
+      Files.writeString(configFile, written(yaml, env, addListen));
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
     }
   }
 

@@ -1,0 +1,254 @@
+package io.llmproxy.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import io.llmproxy.sim.RequestRecord;
+import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.JavaProcess;
+import io.llmproxy.testing.Scrape;
+import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TestClient.Response;
+import io.llmproxy.testing.TestClient.Streamed;
+import io.llmproxy.testing.TestGateway;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Config reload (SPEC §2 SIGHUP, §4 {@code POST /admin/reload}) on a running gateway: new requests
+ * follow the file at once, requests in flight finish on what they started with, a file with
+ * problems changes nothing, and settings bound to the process wait for a restart.
+ */
+class ConfigReloadIntegrationTest {
+  private static final String TOKEN = "adm-reload-0123456789";
+  private static final SimulatorOptions INSTANT =
+      SimulatorOptions.defaults().withTtft(Duration.ZERO).withItl(Duration.ZERO).withTokens(3);
+
+  private static final String V1 = """
+      backends:
+        - {url: "${SIM0}", name: a, models: ["m"]}
+        - {url: "${SIM1}", name: c, models: ["old-*"]}
+      admin: {token: "${ADMIN}"}
+      health_check: {enabled: false}
+      """;
+
+  /** a is dropped (its stream still in flight), c stays, b is added behind a mapped name. */
+  private static final String V2 = """
+      backends:
+        - {url: "${SIM1}", name: c, models: ["old-*"]}
+        - {url: "${SIM2}", name: b, models: ["n"]}
+      routing:
+        model_mapping: {alias: n}
+      admin: {token: "${ADMIN}"}
+      health_check: {enabled: false}
+      """;
+
+  private static TestGateway start(Path dir, String yaml, SimulatorOptions... sims) {
+    return TestGateway.builder(yaml).vars(Map.of("ADMIN", TOKEN)).configFile(dir.resolve("config.yaml")).start(sims);
+  }
+
+  private static Response reload(TestGateway gw) {
+    return gw.client.send(HttpMethod.POST, "/admin/reload", null, "authorization", "Bearer " + TOKEN);
+  }
+
+  private static Response chat(TestGateway gw, String model) {
+    return gw.client.post("/v1/chat/completions", TestClient.chat(model, false));
+  }
+
+  @Test
+  void newRequestsFollowTheReloadedFileWhileAStreamToARemovedBackendFinishes(@TempDir Path dir) {
+    try (TestGateway gw = start(dir, V1,
+        INSTANT.withName("a").withItl(Duration.ofMillis(100)).withTokens(10), INSTANT.withName("c"),
+        INSTANT.withName("b"))) {
+      Future<Streamed> stream = gw.client.streamAsync("/v1/chat/completions", TestClient.chat("m", true));
+      await().atMost(Duration.ofSeconds(10)).until(() -> gw.posts(0).size() == 1 && gw.posts(0).get(0).chunksSent() >= 2);
+
+      gw.writeConfig(V2);
+      Response r = reload(gw);
+      assertThat(r.status()).as(r.text()).isEqualTo(200);
+      JsonObject body = r.json();
+      assertThat(body.getString("object")).isEqualTo("config_reload");
+      assertThat(body.getBoolean("changed")).isTrue();
+      assertThat(body.getJsonArray("applied").getList()).containsExactly("backends: added b; removed a", "routing");
+      assertThat(body.getJsonArray("restart_required").getList()).isEmpty();
+
+      Response mapped = chat(gw, "alias");
+      assertThat(mapped.status()).as(mapped.text()).isEqualTo(200);
+      assertThat(mapped.header("x-llmproxy-backend")).isEqualTo("b");
+      assertThat(gw.posts(2)).hasSize(1);
+      assertThat(new JsonObject(gw.posts(2).get(0).bodyText()).getString("model")).as("the name b receives").isEqualTo("n");
+      assertThat(chat(gw, "m").json().getJsonObject("error").getString("code"))
+          .as("the removed backend's model").isEqualTo("model_not_found");
+      assertThat(chat(gw, "old-1").header("x-llmproxy-backend")).isEqualTo("c");
+
+      Streamed s = TestGateway.await(stream);
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.text()).endsWith("data: [DONE]\n\n");
+      RequestRecord a = gw.posts(0).get(0);
+      assertThat(a.completed()).isTrue();
+      assertThat(a.clientDisconnected()).as("the stream begun before the reload was not cut").isFalse();
+
+      assertThat(gw.client.get("/v1/models").text()).contains("\"alias\"").doesNotContain("\"m\"");
+      Scrape scrape = Scrape.of(gw);
+      assertThat(scrape.matching("llmproxy_backend_up").stream().map(x -> x.labels().get("backend")))
+          .containsExactlyInAnyOrder("b", "c");
+      assertThat(scrape.value("llmproxy_config_reloads_total", "result", "success")).isEqualTo(1);
+      assertThat(scrape.value("llmproxy_config_last_reload_successful")).isEqualTo(1);
+    }
+  }
+
+  /** A backend whose name and URL stay is the same backend: its requests in flight are still counted. */
+  @Test
+  void aChangedBackendKeepsItsRequestsInFlight(@TempDir Path dir) {
+    try (TestGateway gw = start(dir, V1, INSTANT.withItl(Duration.ofMillis(100)).withTokens(10), INSTANT)) {
+      var before = gw.gateway.router().backend("a");
+      Future<Streamed> stream = gw.client.streamAsync("/v1/chat/completions", TestClient.chat("m", true));
+      await().atMost(Duration.ofSeconds(10)).until(() -> gw.posts(0).size() == 1 && gw.posts(0).get(0).chunksSent() >= 1);
+
+      gw.writeConfig(V1.replace("name: a,", "name: a, weight: 5, max_concurrent: 1,"));
+      assertThat(reload(gw).json().getJsonArray("applied").getList()).containsExactly("backends: changed a");
+      var after = gw.gateway.router().backend("a");
+      assertThat(after).isNotSameAs(before);
+      assertThat(after.weight()).isEqualTo(5);
+      assertThat(after.inflight()).as("the stream begun before the reload").isEqualTo(1);
+      assertThat(chat(gw, "m").status()).as("max_concurrent 1 counts the stream in flight").isEqualTo(503);
+
+      assertThat(TestGateway.await(stream).text()).endsWith("data: [DONE]\n\n");
+      await().atMost(Duration.ofSeconds(5)).until(() -> after.inflight() == 0);
+      assertThat(chat(gw, "m").status()).isEqualTo(200);
+    }
+  }
+
+  @Test
+  void aFileWithProblemsChangesNothing(@TempDir Path dir) {
+    try (TestGateway gw = start(dir, V1, INSTANT, INSTANT)) {
+      gw.writeConfig("""
+          backends:
+            - {url: "notaurl", name: a, models: ["m"]}
+          admin: {token: "${ADMIN}"}
+          helth_check: {enabled: false}
+          """);
+      Response r = reload(gw);
+      assertThat(r.status()).as(r.text()).isEqualTo(400);
+      JsonObject e = r.json().getJsonObject("error");
+      assertThat(e.getString("code")).isEqualTo("invalid_config");
+      assertThat(e.getString("type")).isEqualTo("invalid_request_error");
+      assertThat(e.getString("message")).contains("the running config is unchanged")
+          .contains("backends[0].url").contains("helth_check");
+      assertThat(chat(gw, "m").status()).as("still routed by the config it ran on").isEqualTo(200);
+      assertThat(chat(gw, "old-1").header("x-llmproxy-backend")).isEqualTo("c");
+      Scrape scrape = Scrape.of(gw);
+      assertThat(scrape.value("llmproxy_config_reloads_total", "result", "failure")).isEqualTo(1);
+      assertThat(scrape.value("llmproxy_config_last_reload_successful")).isZero();
+
+      gw.writeConfig(V1);
+      assertThat(reload(gw).json().getBoolean("changed")).as("the file as it was started").isFalse();
+      assertThat(Scrape.of(gw).value("llmproxy_config_last_reload_successful")).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void settingsBoundToTheProcessWaitForARestart(@TempDir Path dir) {
+    try (TestGateway gw = start(dir, V1, INSTANT, INSTANT)) {
+      int port = gw.port();
+      gw.writeConfig(V1 + """
+          upstream: {max_connections_per_backend: 8}
+          limits: {max_body_size: 20B}
+          """);
+      Response r = reload(gw);
+      assertThat(r.status()).as(r.text()).isEqualTo(200);
+      assertThat(r.json().getJsonArray("restart_required").getList()).containsExactly("upstream");
+      assertThat(r.json().getJsonArray("applied").getList()).containsExactly("limits");
+      assertThat(gw.gateway.config().upstream().maxConnectionsPerBackend()).as("kept as started").isEqualTo(16_384);
+      assertThat(gw.port()).isEqualTo(port);
+      Response big = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+      assertThat(big.status()).as("the new body cap, at once").isEqualTo(413);
+    }
+  }
+
+  @Test
+  void apiKeysFromTheFileAreReloadedAndTheOfficialClientUsesTheNewOne(@TempDir Path dir) {
+    String yaml = """
+        backends:
+          - {url: "${SIM0}", name: a, models: ["m"]}
+        auth: {enabled: true}
+        admin: {token: "${ADMIN}"}
+        data_dir: "%s"
+        health_check: {enabled: false}
+        api_keys:
+          - {key: "%s", name: first}
+        """;
+    Path data = dir.resolve("data");
+    try (TestGateway gw = start(dir, yaml.formatted(data, "sk-reload-first-000000000001"), INSTANT)) {
+      assertThat(chat(gw, "sk-reload-first-000000000001", "m").status()).isEqualTo(200);
+
+      gw.writeConfig(yaml.formatted(data, "sk-reload-second-00000000002"));
+      Response r = reload(gw);
+      assertThat(r.json().getJsonArray("applied").getList()).as(r.text()).containsExactly("api_keys");
+
+      assertThat(chat(gw, "sk-reload-first-000000000001", "m").status()).as("removed from the file").isEqualTo(401);
+      OpenAIClient client = OpenAIOkHttpClient.builder().baseUrl(gw.url() + "/v1")
+          .apiKey("sk-reload-second-00000000002").maxRetries(0).timeout(Duration.ofSeconds(10)).build();
+      try {
+        ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
+            .model("m").addUserMessage("hello").build());
+        assertThat(c.choices()).isNotEmpty();
+      } finally {
+        client.close();
+      }
+    }
+  }
+
+  private static Response chat(TestGateway gw, String key, String model) {
+    return gw.client.post("/v1/chat/completions", TestClient.chat(model, false), "authorization", "Bearer " + key);
+  }
+
+  /** SIGHUP to a real gateway process reloads its file, and does not stop it (the JVM's default). */
+  @Test
+  void sighupReloadsTheConfigFile(@TempDir Path dir) throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try {
+      var sim = TestGateway.await(io.llmproxy.sim.Simulator.start(vertx, INSTANT));
+      Path config = dir.resolve("config.yaml");
+      String yaml = """
+          listen: "127.0.0.1:0"
+          backends:
+            - {url: "%s", name: a, models: ["m"]}
+          health_check: {enabled: false}
+          logging: {format: text, level: info}
+          """.formatted(sim.url());
+      Files.writeString(config, yaml);
+      try (JavaProcess gateway = JavaProcess.start("io.llmproxy.cli.Main", "serve", "--config", config.toString())) {
+        String listening = gateway.awaitLine(Pattern.compile("llmproxy listening on [^ ]+:(\\d+) "), Duration.ofSeconds(30));
+        Matcher m = Pattern.compile(":(\\d+) ").matcher(listening.substring(listening.indexOf("listening on")));
+        assertThat(m.find()).isTrue();
+        TestClient client = TestClient.to(vertx, "127.0.0.1", Integer.parseInt(m.group(1)));
+        assertThat(client.post("/v1/chat/completions", TestClient.chat("alias", false)).status()).isEqualTo(404);
+
+        Files.writeString(config, yaml + "routing: {model_mapping: {alias: m}}\n");
+        new ProcessBuilder("kill", "-HUP", Long.toString(gateway.pid())).start().waitFor();
+        gateway.awaitLine(Pattern.compile("config reloaded from .*: routing"), Duration.ofSeconds(10));
+
+        assertThat(client.post("/v1/chat/completions", TestClient.chat("alias", false)).status()).isEqualTo(200);
+        assertThat(gateway.isAlive()).as("SIGHUP does not stop the gateway").isTrue();
+        assertThat(gateway.lines()).noneMatch(l -> l.contains("stopping"));
+      }
+    } finally {
+      TestGateway.await(vertx.close());
+    }
+  }
+}
