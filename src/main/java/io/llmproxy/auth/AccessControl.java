@@ -173,13 +173,18 @@ public final class AccessControl {
     if (!keys.delete(id)) {
       return false;
     }
+    forget(id);
+    return true;
+  }
+
+  /** Drops what is counted for a key that no longer exists (revoked, or gone from the config file). */
+  public void forget(String id) {
     if (quotas != null) {
       quotas.forget(id);
     }
     if (limits != null) {
       limits.forget(id);
     }
-    return true;
   }
 
   /** The admitted request ended, however it ended. */

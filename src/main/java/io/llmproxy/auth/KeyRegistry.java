@@ -98,8 +98,10 @@ public final class KeyRegistry {
    * start. Keys from the admin API stay, unless the file now defines one of them; a key removed
    * from the file is refused from the next request on. A key whose rules cannot be used is left out
    * and said so (the config's validation makes that unlikely).
+   *
+   * @return the ids of the keys no longer held, whose counters may go
    */
-  public synchronized void reload(List<ApiKeyConfig> configKeys) {
+  public synchronized List<String> reload(List<ApiKeyConfig> configKeys) {
     Map<String, StoredKey> stored = new HashMap<>();
     for (ApiKey k : byId.values()) {
       stored.put(k.stored().hash(), k.stored());
@@ -119,15 +121,18 @@ public final class KeyRegistry {
         LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
       }
     }
+    List<String> gone = new ArrayList<>();
     for (ApiKey k : List.copyOf(byId.values())) {
       StoredKey now = stored.get(k.stored().hash());
       if (now == null || !now.id().equals(k.id())) {
         byId.remove(k.id());
         byHash.remove(k.stored().hash(), k);
+        gone.add(k.id());
       }
     }
     LOG.info("API keys reloaded: {} from the config file, {} from the admin API{}", r.inConfig(),
         byId.size() - r.inConfig(), r.removed() > 0 ? "; " + r.removed() + " no longer in the config file removed" : "");
+    return gone;
   }
 
   private void index(ApiKey key) {

@@ -15,6 +15,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import sun.misc.Signal;
+import sun.misc.SignalHandler;
 import picocli.CommandLine.Option;
 
 /** {@code llmproxy serve --config config.yaml}: runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the config. */
@@ -53,6 +54,7 @@ public final class ServeCommand implements Callable<Integer> {
             .get(cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
       }
     });
+    reloadOnHangup(started); // before the start too: a SIGHUP then would stop the JVM
     Gateway gateway;
     try {
       gateway = Gateway.start(cfg).toCompletionStage().toCompletableFuture().get();
@@ -61,33 +63,42 @@ public final class ServeCommand implements Callable<Integer> {
       started.complete(null);
       return 1;
     }
-    started.complete(gateway);
     gateway.configFile(config);
-    reloadOnHangup(gateway);
+    started.complete(gateway);
     termination.await();
     return 0;
   }
 
   /**
    * SIGHUP reads the config file again (SPEC §2) instead of stopping the JVM, as it would by default.
-   * The gateway logs what the reload did, or the file's problems, and runs on.
+   * The gateway logs what the reload did, or the file's problems, and runs on. A SIGHUP that comes
+   * while the gateway starts is applied once it has started.
    */
-  static void reloadOnHangup(Gateway gateway) {
+  static void reloadOnHangup(CompletableFuture<Gateway> started) {
+    SignalHandler previous;
     try {
-      Signal.handle(new Signal("HUP"), sig -> {
+      previous = Signal.handle(new Signal("HUP"), sig -> started.thenAcceptAsync(g -> {
+        if (g == null) {
+          return; // the start failed
+        }
         try {
-          gateway.reload();
-        } catch (ConfigException | IllegalStateException e) {
-          // logged by the gateway (problems) or said here (nothing to reload)
-          if (e instanceof IllegalStateException) {
-            LOG.warn("SIGHUP: {}", e.getMessage());
-          }
+          g.reload();
+        } catch (ConfigException e) {
+          // the gateway logged each problem
+        } catch (IllegalStateException e) {
+          LOG.warn("SIGHUP: {}", e.getMessage());
         } catch (RuntimeException e) {
           LOG.error("SIGHUP: the config reload failed", e);
         }
-      });
+      }));
     } catch (IllegalArgumentException e) {
       LOG.warn("SIGHUP cannot be handled here ({}): reload the config with POST /admin/reload", e.getMessage());
+      return;
+    }
+    if (previous == SignalHandler.SIG_IGN) {
+      // The JVM was started with SIGHUP ignored (nohup, some supervisors): HotSpot then keeps it so
+      // and installs nothing.
+      LOG.warn("SIGHUP is ignored in this process (started under nohup?): reload the config with POST /admin/reload");
     }
   }
 

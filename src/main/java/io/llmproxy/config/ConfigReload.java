@@ -73,7 +73,9 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     changed(applied, "routing", running.routing(), next.routing());
     changed(applied, "health_check", running.healthCheck(), next.healthCheck());
     changed(applied, "outlier_detection", running.outlierDetection(), next.outlierDetection());
-    changed(applied, "api_keys", running.apiKeys(), next.apiKeys());
+    if (running.auth().enabled()) { // else no key is checked, and the reload's warnings say so
+      changed(applied, "api_keys", running.apiKeys(), next.apiKeys());
+    }
     changed(applied, "limits", running.limits(), limits);
     return new ConfigReload(effective, applied, restart);
   }

@@ -378,7 +378,16 @@ public final class GatewayMetrics implements AutoCloseable {
     }
   }
 
-  /** A config reload ended: applied, or refused for the file's problems. */
+  /** A config reload removed a backend or changed its URL: its hedge thresholds go with its latency statistics. */
+  public void removeHedgeThresholds(String backend) {
+    for (Meter m : registry.getMeters()) {
+      if (m.getId().getName().equals(HEDGE_THRESHOLD) && backend.equals(m.getId().getTag("backend"))) {
+        registry.remove(m);
+      }
+    }
+  }
+
+    /** A config reload ended: applied, or refused for the file's problems. */
   public void configReload(boolean succeeded) {
     (succeeded ? reloadsApplied : reloadsFailed).increment();
     lastReloadSucceeded = succeeded;

@@ -36,7 +36,6 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.TimeoutException;
 import javax.net.ssl.SSLException;
 
@@ -204,18 +203,29 @@ public final class UpstreamClient {
     if (sweeper < 0) {
       sweeper = vertx.setPeriodic(SWEEP_MS, id -> sweep()); // on this event loop, like the rest
     }
-    return routes.computeIfAbsent(backend.state(), s -> new Route(backend)).lease(connectTimeoutMs);
+    Route route = routes.get(backend.state());
+    if (route == null) {
+      route = new Route(backend);
+      if (backend.state().retired()) {
+        // A request routed before a reload removed the backend (a retry, a hedge): served, but its
+        // connection is closed when given back and the pool keeps nothing of the backend.
+        route.retired = true;
+      } else {
+        routes.put(backend.state(), route);
+      }
+    }
+    return route.lease(connectTimeoutMs);
   }
 
   /**
-   * After a config reload: the pools of backends no longer in {@code live} close their idle
-   * connections, and each connection still leased closes when it is given back. Requests waiting for
-   * one of their connections still get one.
+   * After a config reload: the pools of backends it retired ({@link Backend.State#retire}) close their
+   * idle connections, and each connection still leased closes when it is given back. Requests
+   * waiting for one of their connections still get one.
    */
-  public void retain(Set<Backend.State> live) {
+  public void dropRetired() {
     for (var it = routes.entrySet().iterator(); it.hasNext(); ) {
       Route r = it.next().getValue();
-      if (!live.contains(r.backend.state())) {
+      if (r.backend.state().retired()) {
         it.remove();
         r.retire();
       }

@@ -44,6 +44,8 @@ public final class Backend {
   private final boolean basePathEndsWithV1;
   private final long seed;
   private final State state;
+  /** Whether active health checks run: without them its health is always UP. */
+  private final boolean activeChecks;
   private final PassiveHealth passive;
 
   /**
@@ -53,11 +55,24 @@ public final class Backend {
    */
   public static final class State {
     private final AtomicInteger inflight = new AtomicInteger();
-    private volatile Health health;
+    private volatile Health health = Health.UNKNOWN;
+    /** The backend left the config: requests started before may still use it, none after. */
+    private volatile boolean retired;
 
-    /** @param activeChecks whether health checks will run: until one finishes the backend is UNKNOWN, else UP */
-    public State(boolean activeChecks) {
-      this.health = activeChecks ? Health.UNKNOWN : Health.UP;
+    public State() {}
+
+    /** A reload removed the backend (or changed its URL): its connections are not kept once given back. */
+    public void retire() {
+      retired = true;
+    }
+
+    public boolean retired() {
+      return retired;
+    }
+
+    /** Health checks were turned on by a reload: until one finishes, the verdict is unknown, as at a start. */
+    public void checksRestarted() {
+      health = Health.UNKNOWN;
     }
   }
 
@@ -68,16 +83,18 @@ public final class Backend {
 
   /** @param passive its passive health, or null when outlier detection is off */
   public Backend(BackendConfig config, int index, boolean activeChecks, PassiveHealth passive) {
-    this(config, index, new State(activeChecks), passive);
+    this(config, index, new State(), activeChecks, passive);
   }
 
   /**
    * A backend around {@code state}, which an earlier generation of the same backend (same name and
    * URL) may share.
    *
-   * @param passive its passive health, or null when outlier detection is off
+   * @param activeChecks whether health checks run: until one finishes its health is UNKNOWN; without
+   *                     them it is UP, whatever an earlier generation's checks said
+   * @param passive      its passive health, or null when outlier detection is off
    */
-  public Backend(BackendConfig config, int index, State state, PassiveHealth passive) {
+  public Backend(BackendConfig config, int index, State state, boolean activeChecks, PassiveHealth passive) {
     this.config = requireNonNull(config, "config");
     this.index = index;
     this.models = Glob.all(config.models());
@@ -94,6 +111,7 @@ public final class Backend {
     this.basePathEndsWithV1 = path.endsWith("/v1");
     this.seed = Rendezvous.seed(config.name());
     this.state = requireNonNull(state, "state");
+    this.activeChecks = activeChecks;
     this.passive = passive;
   }
 
@@ -236,7 +254,7 @@ public final class Backend {
   }
 
   public Health health() {
-    return state.health;
+    return activeChecks ? state.health : Health.UP;
   }
 
   public void health(Health h) {
@@ -245,7 +263,7 @@ public final class Backend {
 
   /** Routable when the health check does not say it is down and its passive health admits it. */
   public boolean routable() {
-    return state.health != Health.DOWN && (passive == null || passive.admits());
+    return health() != Health.DOWN && (passive == null || passive.admits());
   }
 
   /** Its weight now: the configured weight, scaled down while it ramps up after a cooldown. */

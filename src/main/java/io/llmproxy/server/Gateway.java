@@ -46,10 +46,8 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
-import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -154,22 +152,24 @@ public final class Gateway {
 
   /**
    * The backends of {@code c}. One whose namesake in {@code old} has the same URL is the same
-   * backend: it keeps its requests in flight and its health check's verdict, and its passive health
-   * too while {@code outlier_detection} is unchanged.
+   * backend: it keeps its requests in flight and its health check's verdict (unknown again when the
+   * checks were off until now), and its passive health too while {@code outlier_detection} is
+   * unchanged. The others start as at a start.
    */
   private List<Backend> backends(GatewayConfig c, Router old) {
     boolean samePassive = old != null && old.config().outlierDetection().equals(c.outlierDetection());
+    boolean checksTurnedOn = old != null && !old.config().healthCheck().enabled() && c.healthCheck().enabled();
     List<Backend> backends = new ArrayList<>();
     for (int i = 0; i < c.backends().size(); i++) {
       BackendConfig bc = c.backends().get(i);
       Backend prev = old == null ? null : old.backend(bc.name());
       boolean same = prev != null && prev.config().url().equals(bc.url());
-      Backend b = new Backend(bc, i, same ? prev.state() : new Backend.State(c.healthCheck().enabled()),
-          same && samePassive ? prev.passive() : passiveHealth(bc.name(), c.outlierDetection()));
-      if (!c.healthCheck().enabled()) {
-        b.health(Backend.Health.UP); // checks turned off by a reload: their last verdict no longer holds
+      Backend.State state = same ? prev.state() : new Backend.State();
+      if (same && checksTurnedOn) {
+        state.checksRestarted();
       }
-      backends.add(b);
+      backends.add(new Backend(bc, i, state, c.healthCheck().enabled(),
+          same && samePassive ? prev.passive() : passiveHealth(bc.name(), c.outlierDetection())));
     }
     return backends;
   }
@@ -459,39 +459,61 @@ public final class Gateway {
     }
     Router old = live.get();
     ConfigReload r = ConfigReload.of(old.config(), next);
-    GatewayConfig c = r.effective();
-    if (!r.applied().isEmpty()) {
-      if (access.keys() != null && !old.config().apiKeys().equals(c.apiKeys())) {
-        access.keys().reload(c.apiKeys()); // first: the one step that writes (the store)
+    try {
+      if (!r.applied().isEmpty()) {
+        apply(old, r.effective());
       }
-      Router router = new Router(c, backends(c, old), metrics, stats);
-      budget.percent(c.routing().hedge().budgetPercent());
-      live.set(router);
-      backendGauges(old, router);
-      if (!old.config().backends().equals(c.backends()) || !old.config().healthCheck().equals(c.healthCheck())) {
-        health.stop();
-        health = new ActiveHealthChecker(vertx, probeClient, c.healthCheck(), router.backends());
-        if (servers != null) { // started: else deploy starts it
-          health.start();
-        }
-      }
-      models.reloaded();
-      PerEventLoop<GatewayVerticle> s = servers;
-      if (s != null) {
-        Set<Backend.State> states = new HashSet<>();
-        router.backends().forEach(b -> states.add(b.state()));
-        s.deployed().forEach(v -> v.retainBackends(states));
-      }
+    } catch (RuntimeException e) {
+      metrics.configReload(false);
+      LOG.error("config reload: applying the new config failed", e);
+      throw e;
     }
     metrics.configReload(true);
     Path file = configFile;
     String from = file == null ? "" : " from " + file;
     LOG.info("config reloaded{}: {}", from, r.applied().isEmpty() ? "nothing to apply" : String.join("; ", r.applied()));
+    r.effective().warnings().forEach(w -> LOG.warn("config reload: {}", w));
     if (!r.needRestart().isEmpty()) {
       LOG.warn("config reload: {} changed, but take effect only after a restart; the gateway keeps running on the "
           + "values it started with", String.join(", ", r.needRestart()));
     }
     return r;
+  }
+
+  /** Switches from {@code old}'s config to {@code c}, whose settings a reload may change. */
+  private void apply(Router old, GatewayConfig c) {
+    GatewayConfig was = old.config();
+    if (access.keys() != null && !was.apiKeys().equals(c.apiKeys())) {
+      // first: the one step that writes (the store); a key gone takes its counters along
+      access.keys().reload(c.apiKeys()).forEach(access::forget);
+    }
+    Router router = new Router(c, backends(c, old), metrics, stats);
+    budget.percent(c.routing().hedge().budgetPercent());
+    boolean newChecks = !was.healthCheck().equals(c.healthCheck()) || !was.backends().equals(c.backends());
+    if (newChecks) {
+      health.stop(); // before the switch: no probe of the old checks lands on the new backends
+      health = new ActiveHealthChecker(vertx, probeClient, c.healthCheck(), router.backends());
+    }
+    live.set(router);
+    for (Backend b : old.backends()) {
+      if (router.backends().stream().noneMatch(n -> n.state() == b.state())) {
+        b.state().retire(); // removed, or its URL changed: nothing new goes to it
+        stats.forget(b.name()); // its latencies are the old URL's
+        metrics.removeHedgeThresholds(b.name());
+      }
+    }
+    backendGauges(old, router);
+    if (c.routing().hedge().enabled() && !was.routing().hedge().enabled()) {
+      stats.forEach(this::thresholdGauge); // the pairs seen while hedging was off
+    }
+    PerEventLoop<GatewayVerticle> s = servers;
+    if (s != null) { // started: else deploy starts the checks
+      if (newChecks) {
+        health.start();
+      }
+      s.deployed().forEach(GatewayVerticle::dropRetiredBackends);
+    }
+    models.reloaded();
   }
 
   public AccessControl access() {

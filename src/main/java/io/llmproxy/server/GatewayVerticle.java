@@ -7,7 +7,6 @@ import io.llmproxy.auth.ApiKey;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.proxy.ForwardedHeaders;
 import io.llmproxy.proxy.UpstreamClient;
-import io.llmproxy.routing.Backend;
 import io.llmproxy.server.ClientExchange.Route;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
@@ -22,7 +21,6 @@ import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
 import java.io.IOException;
 import java.time.Duration;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -85,8 +83,8 @@ final class GatewayVerticle extends VerticleBase {
   }
 
   /** After a config reload: this loop's pool lets go of the backends that left the config. */
-  void retainBackends(Set<Backend.State> live) {
-    context.runOnContext(v -> client.retain(live));
+  void dropRetiredBackends() {
+    context.runOnContext(v -> client.dropRetired());
   }
 
   int actualPort() {

@@ -97,7 +97,11 @@ final class ModelCatalog {
     http.request(options)
         .compose(req -> req.send().compose(resp -> resp.statusCode() == 200
             ? resp.body() : Future.<Buffer>failedFuture("HTTP " + resp.statusCode())))
-        .onSuccess(body -> reported.put(b.name(), parse(body, b)));
+        .onSuccess(body -> {
+          if (router.get().backend(b.name()) == b) { // else a reload came since: its own fetch counts
+            reported.put(b.name(), parse(body, b));
+          }
+        });
   }
 
   private static List<String> parse(Buffer body, Backend b) {

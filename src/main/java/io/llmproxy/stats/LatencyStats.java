@@ -97,7 +97,13 @@ public final class LatencyStats {
     });
   }
 
-  /** Visits every entry, in no particular order (for the admin API). */
+  /** Drops a backend's entries (a reload removed it, or changed its URL). */
+  public void forget(String backend) {
+    entries.keySet().removeIf(k -> k.backend().equals(backend));
+    modelsPerBackend.remove(backend);
+  }
+
+    /** Visits every entry, in no particular order (for the admin API). */
   public void forEach(EntryVisitor visitor) {
     entries.forEach((k, e) -> visitor.visit(k.backend(), k.label(), k.kind(), e));
   }

@@ -90,8 +90,9 @@ class UpstreamClientTest {
 
   /**
    * A config reload that drops a backend: its idle connection closes at once, and the one still
-   * leased (a request in flight) closes when it is given back instead of staying in the pool. A new
-   * generation of the same backend (same name and URL) keeps its pool.
+   * leased (a request in flight) closes when it is given back instead of staying in the pool, as does
+   * one a request routed before the reload leases afterwards (a retry). A new generation of the same
+   * backend (same name and URL) keeps its pool.
    */
   @Test
   void theConnectionsOfABackendNoLongerConfiguredClose() throws Exception {
@@ -104,7 +105,7 @@ class UpstreamClientTest {
           + "  - {url: \"http://127.0.0.1:" + port + "\", name: kept}\n"
           + "  - {url: \"http://127.0.0.1:" + port + "/other\", name: dropped}\n", n -> null);
       Backend kept = new Backend(config.backends().get(0), 0, false);
-      Backend keptReloaded = new Backend(config.backends().get(0), 0, kept.state(), null);
+      Backend keptReloaded = new Backend(config.backends().get(0), 0, kept.state(), false, null);
       Backend dropped = new Backend(config.backends().get(1), 1, false);
       CompletableFuture<io.netty.channel.Channel[]> channels = new CompletableFuture<>();
       CompletableFuture<Integer> keptIdle = new CompletableFuture<>();
@@ -112,14 +113,20 @@ class UpstreamClientTest {
         UpstreamClient client = new UpstreamClient(context, UpstreamClient.limits(config, 1, UpstreamClient.Trust.JDK));
         client.lease(kept, 1_000).compose(k -> {
           k.release(true);
-          return client.lease(dropped, 1_000).compose(idle -> client.lease(dropped, 1_000).map(busy -> {
+          return client.lease(dropped, 1_000).compose(idle -> client.lease(dropped, 1_000).compose(busy -> {
             io.netty.channel.Channel[] ch = {k.connection().channel(), idle.connection().channel(),
-                busy.connection().channel()};
+                busy.connection().channel(), null};
             idle.release(true);
-            client.retain(java.util.Set.of(kept.state())); // the reload: only "kept" is left
+            dropped.state().retire(); // the reload: only "kept" is left
+            client.dropRetired();
             busy.release(true); // the request in flight ends after it
             keptIdle.complete(client.idle(keptReloaded));
-            return ch;
+            // a retry of a request routed before the reload: served, and not kept
+            return client.lease(dropped, 1_000).map(late -> {
+              ch[3] = late.connection().channel();
+              late.release(true);
+              return ch;
+            });
           }));
         }).onComplete(ar -> {
           if (ar.succeeded()) {
@@ -132,6 +139,7 @@ class UpstreamClientTest {
       io.netty.channel.Channel[] ch = channels.get(10, TimeUnit.SECONDS);
       ch[1].closeFuture().get(10, TimeUnit.SECONDS); // the idle one to the dropped backend
       ch[2].closeFuture().get(10, TimeUnit.SECONDS); // the one given back after the reload
+      ch[3].closeFuture().get(10, TimeUnit.SECONDS); // the one leased after the reload
       assertThat(ch[0].isOpen()).as("the kept backend's connection").isTrue();
       assertThat(keptIdle.get(10, TimeUnit.SECONDS)).as("the kept backend's new generation finds its idle connection")
           .isEqualTo(1);

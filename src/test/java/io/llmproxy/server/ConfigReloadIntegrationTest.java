@@ -133,6 +133,33 @@ class ConfigReloadIntegrationTest {
     }
   }
 
+  /**
+   * Health checks turned off by a reload no longer hold a backend down, and turned on again they
+   * start from an unknown verdict, as at a start.
+   */
+  @Test
+  void healthChecksTurnedOffAndOnAgain(@TempDir Path dir) {
+    String checked = """
+        backends:
+          - {url: "${SIM0}", name: a, models: ["m"]}
+        admin: {token: "${ADMIN}"}
+        health_check: {interval: 100ms, timeout: 80ms, unhealthy_threshold: 1, healthy_threshold: 1}
+        """;
+    try (TestGateway gw = start(dir, checked, INSTANT.withHealthy(false))) {
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.client.get("/ready").status() == 503);
+
+      gw.writeConfig(checked.replace("health_check: {interval", "health_check: {enabled: false, interval"));
+      assertThat(reload(gw).json().getJsonArray("applied").getList()).containsExactly("health_check");
+      assertThat(gw.client.get("/ready").status()).as("no checks: every backend counts as up").isEqualTo(200);
+      assertThat(Scrape.of(gw).value("llmproxy_backend_up", "backend", "a")).isEqualTo(1);
+
+      gw.writeConfig(checked);
+      reload(gw);
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.client.get("/ready").status() == 503);
+      assertThat(gw.gateway.router().backend("a").health()).isEqualTo(io.llmproxy.routing.Backend.Health.DOWN);
+    }
+  }
+
   @Test
   void aFileWithProblemsChangesNothing(@TempDir Path dir) {
     try (TestGateway gw = start(dir, V1, INSTANT, INSTANT)) {
