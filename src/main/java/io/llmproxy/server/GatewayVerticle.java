@@ -126,13 +126,23 @@ final class GatewayVerticle extends VerticleBase {
           methodNotAllowed(req, "GET");
         }
       }
-      case "/health" -> json(req, 200, Buffer.buffer("{\"status\":\"ok\"}"));
-      case "/ready" -> ready(req);
+      case "/health" -> {
+        if (readOnly(req)) {
+          json(req, 200, Buffer.buffer("{\"status\":\"ok\"}"));
+        }
+      }
+      case "/ready" -> {
+        if (readOnly(req)) {
+          ready(req);
+        }
+      }
       case "/generate" -> proxy(req, Route.PASSTHROUGH);
       case "/generate_stream" -> proxy(req, Route.PASSTHROUGH_STREAM);
       default -> {
         if (services.config().metrics().enabled() && path.equals(services.config().metrics().path())) {
-          metrics(req);
+          if (readOnly(req)) {
+            metrics(req);
+          }
         } else if (path.startsWith("/v1/")) {
           proxy(req, Route.PASSTHROUGH);
         } else if (path.startsWith("/admin/") && services.admin() != null) {
@@ -277,6 +287,16 @@ final class GatewayVerticle extends VerticleBase {
       }
     }
     return dots == 1 || dots == 2;
+  }
+
+  /** The operations endpoints answer GET and HEAD; anything else gets 405 here, and false. */
+  private static boolean readOnly(HttpServerRequest req) {
+    HttpMethod m = req.method();
+    if (m == HttpMethod.GET || m == HttpMethod.HEAD) {
+      return true;
+    }
+    methodNotAllowed(req, "GET, HEAD");
+    return false;
   }
 
   private static void methodNotAllowed(HttpServerRequest req, String allowed) {

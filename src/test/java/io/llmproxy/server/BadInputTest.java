@@ -175,6 +175,20 @@ class BadInputTest {
     assertOpenAiError(del);
   }
 
+  /** The operations endpoints answer GET and HEAD (probes, scrapers); a write there is refused. */
+  @Test
+  void operationsEndpointsAreReadOnly() {
+    for (String path : List.of("/health", "/ready", "/metrics")) {
+      Response post = gw.client.post(path, "{}");
+      assertThat(post.status()).as(path).isEqualTo(405);
+      assertThat(post.header("allow")).isEqualTo("GET, HEAD");
+      assertThat(assertOpenAiError(post).path("code").asText()).isEqualTo("method_not_allowed");
+      Response head = gw.client.send(HttpMethod.HEAD, path, null);
+      assertThat(head.status()).as(path).isEqualTo(200);
+      assertThat(head.body().length()).isZero();
+    }
+  }
+
   // ---- the body size cap, over raw sockets to control framing
 
   /** A response read off a raw socket. */
