@@ -54,6 +54,7 @@ public final class ServeCommand implements Callable<Integer> {
             .get(cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
       }
     });
+    exitZeroOnTerm();
     reloadOnHangup(started); // before the start too: a SIGHUP then would stop the JVM
     Gateway gateway;
     try {
@@ -67,6 +68,19 @@ public final class ServeCommand implements Callable<Integer> {
     started.complete(gateway);
     termination.await();
     return 0;
+  }
+
+  /**
+   * SIGTERM stops the gateway through the shutdown hook as before (drain, then exit), but with exit
+   * status 0: a stop that was asked for is not a failure. By default the JVM exits 143, which systemd
+   * counts as one unless told {@code SuccessExitStatus=143}.
+   */
+  static void exitZeroOnTerm() {
+    try {
+      Signal.handle(new Signal("TERM"), sig -> System.exit(0));
+    } catch (IllegalArgumentException e) {
+      // not handled here: the JVM's own handling (exit 143) stays
+    }
   }
 
   /**

@@ -80,6 +80,7 @@ class GracefulShutdownTest {
       }
       assertThat(posts(sim)).allMatch(r -> r.completed() && !r.clientDisconnected());
       assertThat(gateway.waitFor(15, TimeUnit.SECONDS)).as("the gateway exits after draining").isTrue();
+      assertThat(gateway.exitValue()).as("a stop that was asked for is not a failure").isZero();
     } finally {
       if (gateway != null) {
         gateway.destroyForcibly();
