@@ -45,14 +45,7 @@ public final class KeyRegistry {
       stored.put(k.hash(), k);
     }
     SyncResult r = sync(stored, configKeys);
-    for (StoredKey k : stored.values()) {
-      try {
-        index(new ApiKey(k, defaults, perKey));
-      } catch (RuntimeException e) {
-        // one unreadable key must not keep the gateway from starting; it is left out, and said so
-        LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
-      }
-    }
+    stored.values().forEach(this::indexOrLeaveOut);
     LOG.info("{} API keys ({} from the config file, {} from the admin API){}", byId.size(), r.inConfig(),
         byId.size() - r.inConfig(), r.removed() > 0 ? "; " + r.removed() + " no longer in the config file removed" : "");
   }
@@ -110,15 +103,8 @@ public final class KeyRegistry {
     // the new and changed first, then the gone: a key the file keeps is never missing in between
     for (StoredKey k : stored.values()) {
       ApiKey held = byId.get(k.id());
-      if (held != null && held.stored().equals(k)) {
-        continue;
-      }
-      try {
-        index(new ApiKey(k, defaults, perKey));
-      } catch (RuntimeException e) {
-        byId.remove(k.id());
-        byHash.remove(k.hash());
-        LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
+      if (held == null || !held.stored().equals(k)) {
+        indexOrLeaveOut(k);
       }
     }
     List<String> gone = new ArrayList<>();
@@ -133,6 +119,20 @@ public final class KeyRegistry {
     LOG.info("API keys reloaded: {} from the config file, {} from the admin API{}", r.inConfig(),
         byId.size() - r.inConfig(), r.removed() > 0 ? "; " + r.removed() + " no longer in the config file removed" : "");
     return gone;
+  }
+
+  /**
+   * Holds a stored key; one whose rules cannot be used is left out (and any older copy of it
+   * dropped), and said so: one unreadable key must not keep the gateway from starting.
+   */
+  private void indexOrLeaveOut(StoredKey k) {
+    try {
+      index(new ApiKey(k, defaults, perKey));
+    } catch (RuntimeException e) {
+      byId.remove(k.id());
+      byHash.remove(k.hash());
+      LOG.error("API key {} ({}) is left out: {}", k.id(), k.name(), e.getMessage());
+    }
   }
 
   private void index(ApiKey key) {

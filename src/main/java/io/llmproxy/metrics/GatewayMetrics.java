@@ -18,6 +18,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.DoubleSupplier;
 
@@ -369,25 +370,23 @@ public final class GatewayMetrics implements AutoCloseable {
    * _inflight}, {@code _state}, {@code _info}) go; its counters stay, as counters do.
    */
   public void removeBackendGauges(String backend) {
-    for (Meter m : registry.getMeters()) {
-      String name = m.getId().getName();
-      if ((name.equals(BACKEND_INFO) || name.equals(BACKEND_UP) || name.equals(BACKEND_INFLIGHT)
-          || name.equals(BACKEND_STATE)) && backend.equals(m.getId().getTag("backend"))) {
-        registry.remove(m);
-      }
-    }
+    removeMeters(Set.of(BACKEND_INFO, BACKEND_UP, BACKEND_INFLIGHT, BACKEND_STATE), backend);
   }
 
   /** A config reload removed a backend or changed its URL: its hedge thresholds go with its latency statistics. */
   public void removeHedgeThresholds(String backend) {
+    removeMeters(Set.of(HEDGE_THRESHOLD), backend);
+  }
+
+  private void removeMeters(Set<String> names, String backend) {
     for (Meter m : registry.getMeters()) {
-      if (m.getId().getName().equals(HEDGE_THRESHOLD) && backend.equals(m.getId().getTag("backend"))) {
+      if (names.contains(m.getId().getName()) && backend.equals(m.getId().getTag("backend"))) {
         registry.remove(m);
       }
     }
   }
 
-    /** A config reload ended: applied, or refused for the file's problems. */
+  /** A config reload ended: applied, or refused for the file's problems. */
   public void configReload(boolean succeeded) {
     (succeeded ? reloadsApplied : reloadsFailed).increment();
     lastReloadSucceeded = succeeded;

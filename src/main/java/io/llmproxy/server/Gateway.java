@@ -48,6 +48,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -188,17 +189,10 @@ public final class Gateway {
       if (prev != null) {
         metrics.removeBackendGauges(name); // its region label changed
       }
-      metrics.backendGauges(name, b.config().region(), () -> {
-        Backend x = live.get().backend(name);
-        return x != null && x.routable() ? 1 : 0;
-      }, () -> {
-        Backend x = live.get().backend(name);
-        return x == null ? 0 : x.inflight();
-      });
-      metrics.backendStates(name, state -> {
-        Backend x = live.get().backend(name);
-        return x != null && stateOf(x) == state ? 1 : 0;
-      });
+      metrics.backendGauges(name, b.config().region(),
+          () -> named(name).map(x -> x.routable() ? 1 : 0).orElse(0),
+          () -> named(name).map(Backend::inflight).orElse(0));
+      metrics.backendStates(name, state -> named(name).map(x -> stateOf(x) == state ? 1 : 0).orElse(0));
     }
     if (old != null) {
       for (Backend b : old.backends()) {
@@ -207,6 +201,11 @@ public final class Gateway {
         }
       }
     }
+  }
+
+  /** The backend of that name in the config in force now. */
+  private Optional<Backend> named(String name) {
+    return Optional.ofNullable(live.get().backend(name));
   }
 
   /** A backend's passive health, logging each change of state once and counting cooldowns; null when off. */

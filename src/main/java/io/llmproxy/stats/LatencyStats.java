@@ -103,7 +103,7 @@ public final class LatencyStats {
     modelsPerBackend.remove(backend);
   }
 
-    /** Visits every entry, in no particular order (for the admin API). */
+  /** Visits every entry, in no particular order (for the admin API). */
   public void forEach(EntryVisitor visitor) {
     entries.forEach((k, e) -> visitor.visit(k.backend(), k.label(), k.kind(), e));
   }

@@ -58,8 +58,7 @@ class UpstreamClientTest {
     NoSocketsTransport transport = new NoSocketsTransport();
     Vertx vertx = Vertx.builder().withTransport(transport).build();
     try {
-      int port = vertx.createHttpServer().requestHandler(req -> req.response().end("ok"))
-          .listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
+      int port = okServer(vertx);
       Context context = vertx.getOrCreateContext();
       GatewayConfig config = ConfigLoader.parse("backends:\n"
           + "  - {url: \"http://127.0.0.1:" + port + "\", name: idle}\n"
@@ -98,8 +97,7 @@ class UpstreamClientTest {
   void theConnectionsOfABackendNoLongerConfiguredClose() throws Exception {
     Vertx vertx = Vertx.vertx();
     try {
-      int port = vertx.createHttpServer().requestHandler(req -> req.response().end("ok"))
-          .listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
+      int port = okServer(vertx);
       Context context = vertx.getOrCreateContext();
       GatewayConfig config = ConfigLoader.parse("backends:\n"
           + "  - {url: \"http://127.0.0.1:" + port + "\", name: kept}\n"
@@ -146,6 +144,12 @@ class UpstreamClientTest {
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
+  }
+
+  /** A server on a free port that answers every request with 200 "ok"; its port. */
+  private static int okServer(Vertx vertx) throws Exception {
+    return vertx.createHttpServer().requestHandler(req -> req.response().end("ok"))
+        .listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
   }
 
   private static NoSocketsTransport refusingAll() {
