@@ -8,10 +8,12 @@
 #     (utime + stime from /proc/<pid>/stat over the round);
 #   - ALLOC=1: then heap allocated per request, from /metrics (jvm_gc_memory_allocated_bytes_total
 #     over llmproxy_requests_total), each read after a jcmd GC.run, around 10 s of the same load.
-# Medians per build at the end. Needs a JDK 21+ and wrk (apt-get install -y wrk).
+# Medians per build at the end. OPTS_N gives the Nth build (from 1) extra JVM options, so one jar
+# can run against itself with a setting changed. Needs a JDK 21+ and wrk (apt-get install -y wrk).
 #
 #   bench/ab.sh d02001f HEAD
 #   ROUNDS=8 ALLOC=1 bench/ab.sh old.jar target/llmproxy.jar
+#   OPTS_2="-Dio.netty.allocator.type=pooled" bench/ab.sh target/llmproxy.jar target/llmproxy.jar
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -19,7 +21,7 @@ ROUNDS="${ROUNDS:-6}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-20}"
 BASE_PORT="${BASE_PORT:-18550}"
-[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 work="$(mktemp -d /tmp/llmproxy-ab.XXXXXX)"
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
@@ -55,7 +57,10 @@ for i in "${!jars[@]}"; do
   port=$((BASE_PORT + 1 + i))
   printf 'listen: "127.0.0.1:%s"\nbackends:\n  - {url: "http://127.0.0.1:%s", name: sim, models: ["sim-model"]}\nlogging: {format: json, access_log: true}\n' \
     $port $SIM > "$work/gw-$i.yaml"
-  "$java" "${jvm[@]}" -jar "${jars[$i]}" --config "$work/gw-$i.yaml" > "$work/gw-$i.log" 2>&1 & pids+=($!)
+  opts_var="OPTS_$((i + 1))"
+  read -r -a extra <<< "${!opts_var:-}"
+  [ ${#extra[@]} -eq 0 ] || names[$i]+=" (${extra[*]})"
+  "$java" "${jvm[@]}" "${extra[@]}" -jar "${jars[$i]}" --config "$work/gw-$i.yaml" > "$work/gw-$i.log" 2>&1 & pids+=($!)
   gw_pids+=($!) ports+=($port)
 done
 cat > "$work/post.lua" <<'LUA'

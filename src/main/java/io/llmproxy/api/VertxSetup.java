@@ -5,7 +5,24 @@ import io.vertx.core.file.FileSystemOptions;
 
 /** The options every Vert.x instance of llmproxy (gateway, simulator, load generator, demo) starts from. */
 public final class VertxSetup {
+  /** Netty's system property that picks {@code ByteBufAllocator.DEFAULT}, which Vert.x allocates from. */
+  public static final String ALLOCATOR_PROPERTY = "io.netty.allocator.type";
+
   private VertxSetup() {}
+
+  /**
+   * Netty's pooled allocator (size-classed arenas behind a cache on each event loop) instead of the
+   * adaptive one that Netty 4.2 makes the default, unless {@code -Dio.netty.allocator.type} chooses.
+   * The adaptive allocator takes each buffer's object from a shared recycler and checks its
+   * reference count on another core's cache line: 4.2 µs of CPU a request in Netty's buffer code
+   * under non-streaming load, against 2.0 with the pooled one (docs/BENCHMARKS.md). Netty reads the
+   * property once, when its buffer classes load, so this runs first thing in {@code main}.
+   */
+  public static void preferPooledAllocator() {
+    if (System.getProperty(ALLOCATOR_PROPERTY) == null) {
+      System.setProperty(ALLOCATOR_PROPERTY, "pooled");
+    }
+  }
 
   /**
    * {@code eventLoops} event loops, and no class-path resolution of file names: llmproxy reads no file

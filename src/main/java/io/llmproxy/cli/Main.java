@@ -1,5 +1,6 @@
 package io.llmproxy.cli;
 
+import io.llmproxy.api.VertxSetup;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -26,6 +27,7 @@ public final class Main implements Callable<Integer> {
   }
 
   public static void main(String[] args) {
+    VertxSetup.preferPooledAllocator();
     int code = new CommandLine(new Main()).execute(args);
     if (code != 0) {
       System.exit(code);
