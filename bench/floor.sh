@@ -35,9 +35,10 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
 sim $SIM --ttft 0 --itl 0 --tokens 16
 sim $SIM_C1 --ttft 100ms --itl 20ms --tokens 100
 nginx_proxy $SIM:$NG:1024 $SIM_C1:$NG_C1:2048
-# the heap and Unsafe memory access bin/llmproxy gives the gateway (the option exists from JDK 23 on)
+# the heap, Unsafe memory access (the option exists from JDK 23 on) and buffer allocator
+# (VertxSetup.preferPooledAllocator) that the gateway runs with
 jdk_runtime_options
-jvm=(-Xms32m -Xmx512m --enable-native-access=ALL-UNNAMED "${jdk_unsafe_opts[@]}")
+jvm=(-Xms32m -Xmx512m --enable-native-access=ALL-UNNAMED "${jdk_unsafe_opts[@]}" -Dio.netty.allocator.type=pooled)
 forwarder() { # Netty|Vertx LISTEN BACKEND
   "$java" "${jvm[@]}" -cp target/llmproxy.jar "bench/floor/$1Forwarder.java" "$2" "$3" > "$work/$1-$2.log" 2>&1 & pids+=($!)
 }
