@@ -30,7 +30,8 @@ public final class KeyRegistry {
 
   private final Store store;
   private final AuthConfig.KeyDefaults defaults;
-  private final KeyLimits perKey;
+  /** {@code rate_limit.per_key}: the limits of a key that sets none of its own; a reload may change them. */
+  private volatile KeyLimits perKey;
   private final Clock clock;
   private final Map<String, ApiKey> byHash = new ConcurrentHashMap<>();
   private final Map<String, ApiKey> byId = new ConcurrentHashMap<>();
@@ -119,6 +120,17 @@ public final class KeyRegistry {
     LOG.info("API keys reloaded: {} from the config file, {} from the admin API{}", r.inConfig(),
         byId.size() - r.inConfig(), r.removed() > 0 ? "; " + r.removed() + " no longer in the config file removed" : "");
     return gone;
+  }
+
+  /**
+   * A config reload's {@code rate_limit.per_key}: every key held is rebuilt with the new defaults,
+   * which its next request is limited by (its requests in flight still count).
+   */
+  public synchronized void perKeyLimits(KeyLimits limits) {
+    perKey = limits;
+    for (ApiKey k : List.copyOf(byId.values())) {
+      indexOrLeaveOut(k.stored());
+    }
   }
 
   /**

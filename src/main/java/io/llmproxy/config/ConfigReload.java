@@ -13,8 +13,9 @@ import java.util.Objects;
  * gateway, and what it cannot.
  *
  * <p>Taken at once, for the requests that start after the reload: {@code backends}, {@code
- * load_balance_strategy}, {@code routing}, {@code health_check}, {@code outlier_detection}, {@code api_keys} and
- * {@code limits} (except {@code client_keep_alive_timeout}). Everything else is bound to what the
+ * load_balance_strategy}, {@code routing}, {@code health_check}, {@code outlier_detection}, {@code api_keys},
+ * {@code limits} (except {@code client_keep_alive_timeout}) and, while rate limiting stays on, the
+ * {@code rate_limit} values ({@code global}, {@code per_key}). Everything else is bound to what the
  * process opened at start (the listening socket, the event loops' transport, the store, the pools,
  * the log output), so a change there waits for a restart: the reload names it, and the gateway keeps
  * running on the value it started with.
@@ -44,7 +45,12 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     List<String> restart = new ArrayList<>();
     changed(restart, "listen", running.listen(), next.listen());
     changed(restart, "transport", running.transport(), next.transport());
-    changed(restart, "rate_limit", running.rateLimit(), next.rateLimit());
+    // The limits themselves apply while rate limiting stays on in the same storage; turning it on or
+    // off, or moving it, waits for a restart (the requests in flight were counted by the one running).
+    RateLimitConfig rates = rateLimits(running.rateLimit(), next.rateLimit());
+    if (rates != next.rateLimit()) {
+      changed(restart, "rate_limit", running.rateLimit(), next.rateLimit());
+    }
     changed(restart, "auth", running.auth(), next.auth());
     changed(restart, "admin", running.admin(), next.admin());
     changed(restart, "usage_hook", running.usageHook(), next.usageHook());
@@ -60,7 +66,7 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
         running.limits().clientKeepAliveTimeout(), next.limits().clientBodyTimeout(),
         next.limits().clientSendTimeout());
     GatewayConfig effective = new GatewayConfig(running.listen(), next.backends(), next.strategy(), next.routing(),
-        next.healthCheck(), next.outlierDetection(), running.rateLimit(), running.auth(), running.admin(),
+        next.healthCheck(), next.outlierDetection(), rates, running.auth(), running.admin(),
         next.apiKeys(), running.usageHook(), running.metrics(), running.logging(), running.dataDir(), limits,
         running.upstream(), running.drainTimeout(), running.transport(), next.explicitSections());
 
@@ -77,7 +83,19 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
       changed(applied, "api_keys", running.apiKeys(), next.apiKeys());
     }
     changed(applied, "limits", running.limits(), limits);
+    changed(applied, "rate_limit", running.rateLimit(), rates);
     return new ConfigReload(effective, applied, restart);
+  }
+
+  /**
+   * The {@code rate_limit} to run on: {@code next}'s limits (global, per key) when rate limiting is on
+   * in both and in the same storage, else {@code running}'s as a whole.
+   */
+  private static RateLimitConfig rateLimits(RateLimitConfig running, RateLimitConfig next) {
+    if (running.enabled() && next.enabled() && running.storage() == next.storage()) {
+      return next;
+    }
+    return running;
   }
 
   private static void changed(List<String> out, String key, Object running, Object next) {

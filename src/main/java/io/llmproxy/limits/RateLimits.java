@@ -27,8 +27,8 @@ public final class RateLimits {
   private static final long MIN = 60 * S;
 
   private final TimeMeter time;
-  private final Bucket global;
-  private final double globalRps;
+  /** Replaced whole by a config reload that changes it; null without a gateway-wide limit. */
+  private volatile Global global;
   private final Map<String, KeyState> keys = new ConcurrentHashMap<>();
 
   /**
@@ -54,11 +54,21 @@ public final class RateLimits {
     }
   }
 
+  /** The gateway-wide bucket and the rate it was built for. */
+  private record Global(Bucket bucket, double requestsPerSecond) {}
+
   public RateLimits(RateLimitConfig config, TimeMeter time) {
     this.time = time;
-    RateLimitConfig.GlobalLimit g = config.global();
-    this.globalRps = g == null ? 0 : g.requestsPerSecond();
-    this.global = globalRps > 0 ? bucket(Math.max(1, g.burstSize()), globalRps, time) : null;
+    global(config.global());
+  }
+
+  /**
+   * Sets the gateway-wide limit (a config reload): a new bucket, full, at the new rate and burst. The
+   * per-key limits follow the keys' own, which the key registry rebuilds.
+   */
+  public void global(RateLimitConfig.GlobalLimit g) {
+    double rps = g == null ? 0 : g.requestsPerSecond();
+    global = rps > 0 ? new Global(bucket(Math.max(1, g.burstSize()), rps, time), rps) : null;
   }
 
   /** A bucket of {@code capacity} refilled at {@code perSecond}, full at the start. */
@@ -86,12 +96,13 @@ public final class RateLimits {
 
   /** The gateway-wide limit; null when the request may go on. */
   public Rejection admitGlobal() {
-    if (global == null) {
+    Global g = global;
+    if (g == null) {
       return null;
     }
-    ConsumptionProbe p = global.tryConsumeAndReturnRemaining(1);
+    ConsumptionProbe p = g.bucket().tryConsumeAndReturnRemaining(1);
     return p.isConsumed() ? null : new Rejection(OpenAiError.RATE_LIMIT_EXCEEDED,
-        "The gateway is over its limit of " + fmt(globalRps) + " requests per second. Please retry shortly.",
+        "The gateway is over its limit of " + fmt(g.requestsPerSecond()) + " requests per second. Please retry shortly.",
         p.getNanosToWaitForRefill(), RateLimit.GLOBAL_REQUESTS);
   }
 
@@ -139,7 +150,10 @@ public final class RateLimits {
 
   /** Gives back the global token of a request refused afterwards (by its key's limits). */
   public void refundGlobal() {
-    refund(global);
+    Global g = global;
+    if (g != null) {
+      refund(g.bucket());
+    }
   }
 
   /** A revoked key's buckets and count go. */

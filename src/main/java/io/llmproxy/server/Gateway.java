@@ -22,6 +22,7 @@ import io.llmproxy.usage.WebhookDelivery;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.config.IoTransport;
 import io.llmproxy.config.OutlierDetectionConfig;
+import io.llmproxy.config.RateLimitConfig;
 import io.llmproxy.config.RoutingConfig;
 import io.llmproxy.config.ValueParsers;
 import io.llmproxy.health.ActiveHealthChecker;
@@ -482,6 +483,13 @@ public final class Gateway {
   /** Switches from {@code old}'s config to {@code c}, whose settings a reload may change. */
   private void apply(Router old, GatewayConfig c) {
     GatewayConfig was = old.config();
+    RateLimitConfig rates = c.rateLimit();
+    if (access.limits() != null && !Objects.equals(was.rateLimit().global(), rates.global())) {
+      access.limits().global(rates.global());
+    }
+    if (access.keys() != null && !Objects.equals(was.rateLimit().perKey(), rates.perKey())) {
+      access.keys().perKeyLimits(rates.perKey()); // before the keys: those the file adds get the new ones
+    }
     if (access.keys() != null && !was.apiKeys().equals(c.apiKeys())) {
       // first: the one step that writes (the store); a key gone takes its counters along
       access.keys().reload(c.apiKeys()).forEach(access::forget);

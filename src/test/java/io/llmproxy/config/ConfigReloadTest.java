@@ -69,6 +69,30 @@ class ConfigReloadTest {
   }
 
   @Test
+  void rateLimitsApplyWhileRateLimitingStaysOn() throws Exception {
+    String on = BASE + "rate_limit: {enabled: true, global: {requests_per_second: 500, burst_size: 1000}, "
+        + "per_key: {requests_per_minute: 60}}\n";
+    GatewayConfig next = parse(BASE + "rate_limit: {enabled: true, global: {requests_per_second: 50}, "
+        + "per_key: {requests_per_minute: 10, max_concurrent: 2}}\n");
+    ConfigReload r = ConfigReload.of(parse(on), next);
+    assertThat(r.applied()).containsExactly("rate_limit");
+    assertThat(r.needRestart()).isEmpty();
+    assertThat(r.effective().rateLimit()).isEqualTo(next.rateLimit());
+  }
+
+  @Test
+  void turningRateLimitingOnOrOffWaitsForARestart() throws Exception {
+    GatewayConfig off = parse(BASE);
+    GatewayConfig on = parse(BASE + "rate_limit: {enabled: true, global: {requests_per_second: 5}}\n");
+    for (GatewayConfig[] pair : new GatewayConfig[][] {{off, on}, {on, off}}) {
+      ConfigReload r = ConfigReload.of(pair[0], pair[1]);
+      assertThat(r.applied()).isEmpty();
+      assertThat(r.needRestart()).containsExactly("rate_limit");
+      assertThat(r.effective().rateLimit()).isEqualTo(pair[0].rateLimit());
+    }
+  }
+
+  @Test
   void reorderedBackendsAreNamedSo() throws Exception {
     GatewayConfig next = parse("""
         listen: "127.0.0.1:8080"

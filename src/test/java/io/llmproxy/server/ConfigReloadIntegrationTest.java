@@ -240,6 +240,47 @@ class ConfigReloadIntegrationTest {
     }
   }
 
+  @Test
+  void rateLimitsAreReloadedForTheNextRequest(@TempDir Path dir) {
+    String yaml = """
+        backends:
+          - {url: "${SIM0}", name: a, models: ["m"]}
+        auth: {enabled: true}
+        rate_limit:
+          enabled: true
+          global: %s
+          per_key: {requests_per_minute: %d}
+        admin: {token: "${ADMIN}"}
+        data_dir: "%s"
+        health_check: {enabled: false}
+        api_keys:
+          - {key: "sk-reload-limits-00000000001", name: limited}
+          - {key: "sk-reload-limits-00000000002", name: own, rate_limit: {requests_per_minute: 7}}
+        """;
+    Path data = dir.resolve("data");
+    String key = "sk-reload-limits-00000000001";
+    try (TestGateway gw = start(dir, yaml.formatted("{requests_per_second: 1000}", 100, data), INSTANT)) {
+      assertThat(chat(gw, key, "m").header("x-ratelimit-limit-requests")).isEqualTo("100");
+
+      // A gateway-wide limit of one request per 100 s, with room for two, and a lower default per key.
+      gw.writeConfig(yaml.formatted("{requests_per_second: 0.01, burst_size: 2}", 2, data));
+      Response r = reload(gw);
+      assertThat(r.json().getJsonArray("applied").getList()).as(r.text()).containsExactly("rate_limit");
+      assertThat(r.json().getJsonArray("restart_required").getList()).isEmpty();
+
+      Response own = chat(gw, "sk-reload-limits-00000000002", "m");
+      assertThat(own.header("x-ratelimit-limit-requests")).as("a key's own limit").isEqualTo("7");
+      Response first = chat(gw, key, "m");
+      assertThat(first.status()).isEqualTo(200);
+      assertThat(first.header("x-ratelimit-limit-requests")).as("the new per_key default").isEqualTo("2");
+      Response third = chat(gw, key, "m");
+      assertThat(third.status()).isEqualTo(429);
+      assertThat(third.json().getJsonObject("error").getString("message"))
+          .contains("over its limit of 0.01 requests per second");
+      assertThat(Scrape.of(gw).value("llmproxy_rate_limited_total", "scope", "global")).isEqualTo(1);
+    }
+  }
+
   private static Response chat(TestGateway gw, String key, String model) {
     return gw.client.post("/v1/chat/completions", TestClient.chat(model, false), "authorization", "Bearer " + key);
   }
