@@ -34,13 +34,20 @@ public final class LoggingSetup {
     console.setEncoder(json ? jsonEncoder(ctx) : pattern(ctx, "%d{HH:mm:ss.SSS} %-5level %logger{20} - %msg%n"));
     console.start();
 
+    ctx.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).addAppender(console);
+    level(config.level());
+  }
+
+  /** Sets {@code logging.level} (at start, and on a config reload), with Netty and Vert.x at WARN or above. */
+  public static void level(String level) {
+    if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext ctx)) {
+      return;
+    }
     Logger root = ctx.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
-    root.setLevel(Level.toLevel(config.level(), Level.INFO));
-    root.addAppender(console);
+    root.setLevel(Level.toLevel(level, Level.INFO));
     Level libraries = root.getLevel().isGreaterOrEqual(Level.WARN) ? root.getLevel() : Level.WARN;
     ctx.getLogger("io.netty").setLevel(libraries);
     ctx.getLogger("io.vertx").setLevel(libraries);
-
   }
 
   /** Flushes the asynchronous appenders; call last on the way out. */

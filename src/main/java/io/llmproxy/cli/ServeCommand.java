@@ -65,6 +65,7 @@ public final class ServeCommand implements Callable<Integer> {
       return 1;
     }
     gateway.configFile(config);
+    gateway.logLevelSetter(LoggingSetup::level);
     started.complete(gateway);
     termination.await();
     return 0;

@@ -14,8 +14,8 @@ import java.util.Objects;
  *
  * <p>Taken at once, for the requests that start after the reload: {@code backends}, {@code
  * load_balance_strategy}, {@code routing}, {@code health_check}, {@code outlier_detection}, {@code api_keys},
- * {@code limits} (except {@code client_keep_alive_timeout}) and, while rate limiting stays on, the
- * {@code rate_limit} values ({@code global}, {@code per_key}). Everything else is bound to what the
+ * {@code limits} (except {@code client_keep_alive_timeout}), {@code logging.level} and, while rate
+ * limiting stays on, the {@code rate_limit} values ({@code global}, {@code per_key}). Everything else is bound to what the
  * process opened at start (the listening socket, the event loops' transport, the store, the pools,
  * the log output), so a change there waits for a restart: the reload names it, and the gateway keeps
  * running on the value it started with.
@@ -55,7 +55,8 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     changed(restart, "admin", running.admin(), next.admin());
     changed(restart, "usage_hook", running.usageHook(), next.usageHook());
     changed(restart, "metrics", running.metrics(), next.metrics());
-    changed(restart, "logging", running.logging(), next.logging());
+    changed(restart, "logging.format", running.logging().format(), next.logging().format());
+    changed(restart, "logging.access_log", running.logging().accessLog(), next.logging().accessLog());
     changed(restart, "data_dir", running.dataDir(), next.dataDir());
     changed(restart, "upstream", running.upstream(), next.upstream());
     changed(restart, "drain_timeout", running.drainTimeout(), next.drainTimeout());
@@ -65,9 +66,11 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     GatewayConfig.LimitsConfig limits = new GatewayConfig.LimitsConfig(next.limits().maxBodySizeBytes(),
         running.limits().clientKeepAliveTimeout(), next.limits().clientBodyTimeout(),
         next.limits().clientSendTimeout());
+    GatewayConfig.LoggingConfig logging = new GatewayConfig.LoggingConfig(running.logging().format(),
+        next.logging().level(), running.logging().accessLog());
     GatewayConfig effective = new GatewayConfig(running.listen(), next.backends(), next.strategy(), next.routing(),
         next.healthCheck(), next.outlierDetection(), rates, running.auth(), running.admin(),
-        next.apiKeys(), running.usageHook(), running.metrics(), running.logging(), running.dataDir(), limits,
+        next.apiKeys(), running.usageHook(), running.metrics(), logging, running.dataDir(), limits,
         running.upstream(), running.drainTimeout(), running.transport(), next.explicitSections());
 
     List<String> applied = new ArrayList<>();
@@ -84,6 +87,7 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     }
     changed(applied, "limits", running.limits(), limits);
     changed(applied, "rate_limit", running.rateLimit(), rates);
+    changed(applied, "logging.level", running.logging().level(), logging.level());
     return new ConfigReload(effective, applied, restart);
   }
 

@@ -53,6 +53,7 @@ import java.util.Optional;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -78,6 +79,8 @@ public final class Gateway {
   private final AtomicReference<Router> live = new AtomicReference<>();
   /** The file {@link #reload} reads; null for a config built in code. */
   private volatile Path configFile;
+  /** Sets {@code logging.level} on a reload; set by the command line, which owns the log output. */
+  private volatile Consumer<String> logLevelSetter = level -> { };
   /** Replaced by a reload that changes the backends or the checks; guarded by this. */
   private ActiveHealthChecker health;
   private final ModelCatalog models;
@@ -418,6 +421,11 @@ public final class Gateway {
     this.configFile = requireNonNull(file, "file");
   }
 
+  /** What applies a reloaded {@code logging.level}; the embedding application's own logging when not set. */
+  public void logLevelSetter(Consumer<String> setter) {
+    this.logLevelSetter = requireNonNull(setter, "setter");
+  }
+
   /**
    * Reads the config file again and applies it ({@link #reload(GatewayConfig)}); blocking, so not on
    * an event loop. A file with problems changes nothing: they are logged, counted
@@ -483,6 +491,9 @@ public final class Gateway {
   /** Switches from {@code old}'s config to {@code c}, whose settings a reload may change. */
   private void apply(Router old, GatewayConfig c) {
     GatewayConfig was = old.config();
+    if (!was.logging().level().equals(c.logging().level())) {
+      logLevelSetter.accept(c.logging().level());
+    }
     RateLimitConfig rates = c.rateLimit();
     if (access.limits() != null && !Objects.equals(was.rateLimit().global(), rates.global())) {
       access.limits().global(rates.global());

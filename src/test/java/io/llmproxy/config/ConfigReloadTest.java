@@ -59,7 +59,8 @@ class ConfigReloadTest {
         """);
     ConfigReload r = ConfigReload.of(running, next);
     assertThat(r.applied()).isEmpty();
-    assertThat(r.needRestart()).containsExactly("listen", "logging", "upstream", "limits.client_keep_alive_timeout");
+    assertThat(r.needRestart()).containsExactly("listen", "logging.format", "upstream",
+        "limits.client_keep_alive_timeout");
     assertThat(r.changed()).isTrue();
     GatewayConfig e = r.effective();
     assertThat(e.listen()).isEqualTo(running.listen());
@@ -78,6 +79,16 @@ class ConfigReloadTest {
     assertThat(r.applied()).containsExactly("rate_limit");
     assertThat(r.needRestart()).isEmpty();
     assertThat(r.effective().rateLimit()).isEqualTo(next.rateLimit());
+  }
+
+  @Test
+  void theLogLevelIsTakenAtOnceItsFormatAndTheAccessLogWait() throws Exception {
+    GatewayConfig running = parse(BASE + "logging: {format: json, level: info, access_log: true}\n");
+    ConfigReload r = ConfigReload.of(running, parse(BASE + "logging: {format: text, level: debug, access_log: false}\n"));
+    assertThat(r.applied()).containsExactly("logging.level");
+    assertThat(r.needRestart()).containsExactly("logging.format", "logging.access_log");
+    assertThat(r.effective().logging()).isEqualTo(new GatewayConfig.LoggingConfig(GatewayConfig.LogFormat.JSON, "debug",
+        true));
   }
 
   @Test

@@ -285,7 +285,10 @@ class ConfigReloadIntegrationTest {
     return gw.client.post("/v1/chat/completions", TestClient.chat(model, false), "authorization", "Bearer " + key);
   }
 
-  /** SIGHUP to a real gateway process reloads its file, and does not stop it (the JVM's default). */
+  /**
+   * SIGHUP to a real gateway process reloads its file, and does not stop it (the JVM's default); a
+   * new {@code logging.level} applies to the log output the command line set up.
+   */
   @Test
   void sighupReloadsTheConfigFile(@TempDir Path dir) throws Exception {
     Vertx vertx = Vertx.vertx();
@@ -314,6 +317,14 @@ class ConfigReloadIntegrationTest {
         assertThat(client.post("/v1/chat/completions", TestClient.chat("alias", false)).status()).isEqualTo(200);
         assertThat(gateway.isAlive()).as("SIGHUP does not stop the gateway").isTrue();
         assertThat(gateway.lines()).noneMatch(l -> l.contains("stopping"));
+
+        // logging.level is taken at once: at warn, the reload's own INFO line is not written, and
+        // the WARN that follows it (a change that waits for a restart) is.
+        Files.writeString(config, yaml.replace("level: info", "level: warn") + "routing: {model_mapping: {alias: m}}\n"
+            + "upstream: {max_connections_per_backend: 8}\n");
+        new ProcessBuilder("kill", "-HUP", Long.toString(gateway.pid())).start().waitFor();
+        gateway.awaitLine(Pattern.compile("WARN .*config reload: upstream changed"), Duration.ofSeconds(10));
+        assertThat(gateway.lines()).filteredOn(l -> l.contains("config reloaded from")).hasSize(1);
       }
     } finally {
       TestGateway.await(vertx.close());
