@@ -232,10 +232,20 @@ if has e; then
   has d && mapfile_row "(e) RSS MiB with (d)'s connections" D_RSS rounds
 fi
 has f && mapfile_row "(f) ms from start to /ready" F_READY rounds
+# per_round ARRAY A B: A's value over B's, round by round (the two were measured in the same round)
+per_round() {
+  local -n arr=$1
+  local -a a b
+  read -r -a a <<< "${arr[$2]}"
+  read -r -a b <<< "${arr[$3]}"
+  local out="" i
+  for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]}") "; done
+  echo "${out% }"
+}
 echo
 for t in llmproxy $epoll; do
   has a1 && [ -n "${A1[$t]:-}" ] && echo "(a1) $t added at p50 on one connection: $(diff_ms "$(vals A1 $t)" "$(vals A1 direct)") ms (nginx $(diff_ms "$(vals A1 nginx)" "$(vals A1 direct)") ms)"
-  has a && [ -n "${A[$t]:-}" ] && echo "(a) $t / nginx = $(ratio "$(vals A $t)" "$(vals A nginx)"); / direct = $(ratio "$(vals A $t)" "$(vals A direct)")"
+  has a && [ -n "${A[$t]:-}" ] && echo "(a) $t / nginx = $(ratio "$(vals A $t)" "$(vals A nginx)") (rounds $(per_round A $t nginx)); / direct = $(ratio "$(vals A $t)" "$(vals A direct)")"
   if has b && [ -n "${B50[$t]:-}" ]; then
     echo "(b) $t added over direct: p50 $(diff_ms "$(vals B50 $t)" "$(vals B50 direct)") ms, p99 $(diff_ms "$(vals B99 $t)" "$(vals B99 direct)") ms (nginx: p50 $(diff_ms "$(vals B50 nginx)" "$(vals B50 direct)") ms, p99 $(diff_ms "$(vals B99 nginx)" "$(vals B99 direct)") ms)"
   fi
