@@ -13,12 +13,12 @@ import java.util.Objects;
  * gateway, and what it cannot.
  *
  * <p>Taken at once, for the requests that start after the reload: {@code backends}, {@code
- * load_balance_strategy}, {@code routing}, {@code health_check}, {@code outlier_detection}, {@code api_keys},
- * {@code limits} (except {@code client_keep_alive_timeout}), {@code logging.level} and, while rate
- * limiting stays on, the {@code rate_limit} values ({@code global}, {@code per_key}). Everything else is bound to what the
- * process opened at start (the listening socket, the event loops' transport, the store, the pools,
- * the log output), so a change there waits for a restart: the reload names it, and the gateway keeps
- * running on the value it started with.
+ * load_balance_strategy}, {@code routing}, {@code health_check}, {@code outlier_detection}, {@code
+ * api_keys}, {@code limits} (except {@code client_keep_alive_timeout}), {@code logging.level} and,
+ * while rate limiting stays on, the {@code rate_limit} values ({@code global}, {@code per_key}).
+ * Everything else is bound to what the process opened at start (the listening socket, the event
+ * loops' transport, the store, the pools, the log output), so a change there waits for a restart:
+ * the reload names it, and the gateway keeps running on the value it started with.
  *
  * @param effective    the config the gateway runs on after the reload: the new file's reloadable
  *                     settings, the running config's others
