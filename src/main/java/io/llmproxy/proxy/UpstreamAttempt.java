@@ -222,7 +222,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
       firstTokenNanos = now;
       metrics.backendTtft(backend.name(), dispatch.modelLabel(), now - sentNanos);
       if (stream) {
-        stats().record(backend.name(), dispatch.statsModel(), LatencyStats.Kind.TTFT, now - sentNanos);
+        recordLatency(LatencyStats.Kind.TTFT, now - sentNanos);
       }
       if (stream) {
         cancelTimer();
@@ -232,13 +232,24 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     dispatch.onChunk(this, chunk, first);
   }
 
+  /**
+   * Counts a latency in the backend's statistics, unless a config reload removed the backend (or
+   * changed its URL) while this attempt ran: its statistics and hedge-threshold gauges went with it,
+   * and a late sample would bring them back.
+   */
+  private void recordLatency(LatencyStats.Kind kind, long nanos) {
+    if (!backend.state().retired()) {
+      stats().record(backend.name(), dispatch.statsModel(), kind, nanos);
+    }
+  }
+
   @Override
   public void onEnd(boolean reusable) {
     if (isDone()) {
       return;
     }
     if (!stream && status() / 100 == 2) {
-      stats().record(backend.name(), dispatch.statsModel(), LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
+      recordLatency(LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
     }
     // An answer that completes undecided (not streaming, hedged; or no body byte before its end)
     // wins here: committed before it counts how it ended, so it counts as won, not lost.
@@ -324,8 +335,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     if (reason == CancelReason.HEDGE_LOSER && wasSent() && (!stream || firstTokenNanos == 0)) {
       // A loser's time so far is a lower bound of its latency: counted, so a slow backend's
       // percentile does not forget it was slow just because it keeps losing.
-      stats().record(backend.name(), dispatch.statsModel(), stream ? LatencyStats.Kind.TTFT : LatencyStats.Kind.LATENCY,
-          System.nanoTime() - sentNanos);
+      recordLatency(stream ? LatencyStats.Kind.TTFT : LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
     }
     held = null;
     reset();

@@ -236,8 +236,9 @@ public final class Gateway {
    * hedge uses, clamped as the hedge clamps it (the fixed threshold, when one is set).
    */
   private void thresholdGauge(String backend, String model, LatencyStats.Kind kind, LatencyStats.Entry entry) {
-    if (!live.get().config().routing().hedge().enabled()) {
-      return;
+    Router router = live.get();
+    if (!router.config().routing().hedge().enabled() || router.backend(backend) == null) {
+      return; // not hedging; or a sample of a backend a reload has just removed
     }
     metrics.hedgeThreshold(backend, model, kind == LatencyStats.Kind.TTFT, () -> {
       RoutingConfig.HedgeConfig h = live.get().config().routing().hedge(); // as reloaded

@@ -17,11 +17,13 @@ import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -108,6 +110,31 @@ class ConfigReloadIntegrationTest {
           .containsExactlyInAnyOrder("b", "c");
       assertThat(scrape.value("llmproxy_config_reloads_total", "result", "success")).isEqualTo(1);
       assertThat(scrape.value("llmproxy_config_last_reload_successful")).isEqualTo(1);
+    }
+  }
+
+  /**
+   * An answer from a backend the reload removed, arriving after the reload, leaves no statistics or
+   * hedge-threshold gauge behind for it.
+   */
+  @Test
+  void aRemovedBackendsLateAnswerLeavesNoGaugeBehind(@TempDir Path dir) {
+    String hedging = "routing: {hedge: {enabled: true, cold_start_race: false, min_samples: 1000}}\n";
+    try (TestGateway gw = start(dir, V1 + hedging, INSTANT.withName("a").withTtft(Duration.ofMillis(300)),
+        INSTANT.withName("c"), INSTANT.withName("b"))) {
+      assertThat(chat(gw, "old-1").status()).isEqualTo(200);
+      Future<Response> late = gw.client.sendAsync(HttpMethod.POST, "/v1/chat/completions",
+          Buffer.buffer(TestClient.chat("m", false)));
+      await().atMost(Duration.ofSeconds(10)).until(() -> gw.posts(0).size() == 1);
+
+      gw.writeConfig(V1.replace("  - {url: \"${SIM0}\", name: a, models: [\"m\"]}\n", "") + hedging);
+      Response r = reload(gw);
+      assertThat(r.json().getJsonArray("applied").getList()).as(r.text()).containsExactly("backends: removed a");
+      assertThat(TestGateway.await(late).status()).as("it still finishes").isEqualTo(200);
+
+      List<String> gauges = Scrape.of(gw).matching("llmproxy_hedge_threshold_ms").stream()
+          .map(x -> x.labels().get("backend")).toList();
+      assertThat(gauges).as("c's, from before the reload").contains("c").doesNotContain("a");
     }
   }
 
