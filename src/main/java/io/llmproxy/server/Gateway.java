@@ -382,9 +382,10 @@ public final class Gateway {
             health.start();
           }
           models.start();
+          GatewayConfig now = config(); // a reload during the start may have replaced the backends
           LOG.info("llmproxy listening on {}:{} with {} backends, strategy {}, {} event loops ({})",
-              config.listen().host(), port, config.backends().size(),
-              config.strategy().name().toLowerCase(java.util.Locale.ROOT), loops,
+              config.listen().host(), port, now.backends().size(),
+              now.strategy().name().toLowerCase(java.util.Locale.ROOT), loops,
               transportName);
           return this;
         });
