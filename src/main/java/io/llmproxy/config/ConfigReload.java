@@ -47,8 +47,10 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     changed(restart, "transport", running.transport(), next.transport());
     // The limits themselves apply while rate limiting stays on in the same storage; turning it on or
     // off, or moving it, waits for a restart (the requests in flight were counted by the one running).
-    RateLimitConfig rates = rateLimits(running.rateLimit(), next.rateLimit());
-    if (rates != next.rateLimit()) {
+    boolean ratesApply = running.rateLimit().enabled() && next.rateLimit().enabled()
+        && running.rateLimit().storage() == next.rateLimit().storage();
+    RateLimitConfig rates = ratesApply ? next.rateLimit() : running.rateLimit();
+    if (!ratesApply) {
       changed(restart, "rate_limit", running.rateLimit(), next.rateLimit());
     }
     changed(restart, "auth", running.auth(), next.auth());
@@ -89,17 +91,6 @@ public record ConfigReload(GatewayConfig effective, List<String> applied, List<S
     changed(applied, "rate_limit", running.rateLimit(), rates);
     changed(applied, "logging.level", running.logging().level(), logging.level());
     return new ConfigReload(effective, applied, restart);
-  }
-
-  /**
-   * The {@code rate_limit} to run on: {@code next}'s limits (global, per key) when rate limiting is on
-   * in both and in the same storage, else {@code running}'s as a whole.
-   */
-  private static RateLimitConfig rateLimits(RateLimitConfig running, RateLimitConfig next) {
-    if (running.enabled() && next.enabled() && running.storage() == next.storage()) {
-      return next;
-    }
-    return running;
   }
 
   private static void changed(List<String> out, String key, Object running, Object next) {

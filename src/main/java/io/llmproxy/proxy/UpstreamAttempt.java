@@ -223,8 +223,6 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
       metrics.backendTtft(backend.name(), dispatch.modelLabel(), now - sentNanos);
       if (stream) {
         recordLatency(LatencyStats.Kind.TTFT, now - sentNanos);
-      }
-      if (stream) {
         cancelTimer();
         startIdleTimer();
       }

@@ -493,19 +493,19 @@ public final class Gateway {
   /** Switches from {@code old}'s config to {@code c}, whose settings a reload may change. */
   private void apply(Router old, GatewayConfig c) {
     GatewayConfig was = old.config();
-    if (!was.logging().level().equals(c.logging().level())) {
-      logLevelSetter.accept(c.logging().level());
-    }
-    RateLimitConfig rates = c.rateLimit();
-    if (access.limits() != null && !Objects.equals(was.rateLimit().global(), rates.global())) {
-      access.limits().global(rates.global());
-    }
-    if (access.keys() != null && !Objects.equals(was.rateLimit().perKey(), rates.perKey())) {
-      access.keys().perKeyLimits(rates.perKey()); // before the keys: those the file adds get the new ones
-    }
     if (access.keys() != null && !was.apiKeys().equals(c.apiKeys())) {
       // first: the one step that writes (the store); a key gone takes its counters along
       access.keys().reload(c.apiKeys()).forEach(access::forget);
+    }
+    RateLimitConfig rates = c.rateLimit();
+    if (access.keys() != null && !Objects.equals(was.rateLimit().perKey(), rates.perKey())) {
+      access.keys().perKeyLimits(rates.perKey()); // every key held, those the file just added included
+    }
+    if (access.limits() != null && !Objects.equals(was.rateLimit().global(), rates.global())) {
+      access.limits().global(rates.global());
+    }
+    if (!was.logging().level().equals(c.logging().level())) {
+      logLevelSetter.accept(c.logging().level());
     }
     Router router = new Router(c, backends(c, old), metrics, stats);
     budget.percent(c.routing().hedge().budgetPercent());
