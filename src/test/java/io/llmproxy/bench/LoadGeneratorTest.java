@@ -8,9 +8,14 @@ import io.llmproxy.sim.SimulatorOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.vertx.core.http.HttpServer;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -90,6 +95,38 @@ class LoadGeneratorTest {
       assertThat(poisson.json()).contains("\"arrivals\":\"poisson\"");
     } finally {
       await(sim.close());
+    }
+  }
+
+  @Test
+  void anOpenLoopSendsEachRequestAtItsOwnTimeNotInBursts() throws Exception {
+    // When each request reaches a server that answers at once: at 4,000/s from one loop, requests
+    // 250 us apart. A millisecond timer would send them 4 at a time, 3 gaps in 4 a few microseconds.
+    List<Long> arrivals = Collections.synchronizedList(new ArrayList<>());
+    HttpServer server = await(vertx.createHttpServer().requestHandler(req -> {
+      arrivals.add(System.nanoTime());
+      req.response().putHeader("content-type", "application/json").end("{}");
+    }).listen(0, "127.0.0.1"));
+    try {
+      BenchSettings s = BenchSettings.closedLoop(URI.create("http://127.0.0.1:" + server.actualPort()), false, 32,
+          Duration.ofSeconds(1)).withRate(4000, false, 1000);
+      // The JIT first: in a fresh JVM, the first thousands of requests fell behind and left together.
+      await(new LoadGenerator(vertx, s.withRampUp(Duration.ofSeconds(1)), 1).run());
+      arrivals.clear();
+      BenchResult r = await(new LoadGenerator(vertx, s, 1).run());
+      assertThat(r.errors()).as(r.json()).isZero();
+      long[] gaps;
+      synchronized (arrivals) {
+        gaps = new long[arrivals.size() - 1];
+        for (int i = 1; i < arrivals.size(); i++) {
+          gaps[i - 1] = arrivals.get(i) - arrivals.get(i - 1);
+        }
+      }
+      Arrays.sort(gaps);
+      assertThat(gaps.length).isGreaterThan(3000);
+      assertThat(TimeUnit.NANOSECONDS.toMicros(gaps[gaps.length / 2])).as("median gap, us").isBetween(100L, 400L);
+    } finally {
+      await(server.close());
     }
   }
 
