@@ -31,6 +31,8 @@ public enum OpenAiError {
   INSUFFICIENT_QUOTA(429, "insufficient_quota", "insufficient_quota"),
   CONCURRENCY_LIMIT_EXCEEDED(429, "rate_limit_error", "concurrency_limit_exceeded"),
   HEADERS_TOO_LARGE(431, "invalid_request_error", "headers_too_large"),
+  /** A request line of HTTP/2.0, HTTP/0.9 or another major version than 1. */
+  HTTP_VERSION_NOT_SUPPORTED(505, "invalid_request_error", "http_version_not_supported"),
   /** A fault of the gateway itself (a bug): answered rather than left hanging. */
   INTERNAL_ERROR(500, "server_error", "internal_error"),
   UPSTREAM_ERROR(502, "server_error", "upstream_error"),

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.HttpVersionGate;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.api.Throwables;
 import io.llmproxy.auth.AccessControl;
@@ -66,6 +67,7 @@ final class GatewayVerticle extends VerticleBase {
         .setPerFrameWebSocketCompressionSupported(false)
         .setPerMessageWebSocketCompressionSupported(false);
     server = vertx.createHttpServer(options).invalidRequestHandler(GatewayVerticle::invalidRequest)
+        .connectionHandler(HttpVersionGate::install)
         .requestHandler(this::handle);
     Duration keepAliveTimeout = services.config().limits().clientKeepAliveTimeout();
     if (!keepAliveTimeout.isZero()) {

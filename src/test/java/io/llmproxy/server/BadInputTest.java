@@ -342,6 +342,33 @@ class BadInputTest {
     assertThat(backendPosts()).isEqualTo(before);
   }
 
+  /**
+   * RFC 9112 §2.3: a request of a higher minor version of HTTP/1 is served as HTTP/1.1. Another major
+   * version gets 505 and another protocol 400, OpenAI-shaped, and the connection closes (Vert.x by
+   * itself answers each with an empty 501).
+   */
+  @Test
+  void requestLinesOfOtherVersionsAreServedAsHttp11OrRefused() throws IOException {
+    long before = backendPosts();
+    Raw minor = raw(("POST " + CHAT + " HTTP/1.2\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+        + VALID.getBytes(StandardCharsets.UTF_8).length + "\r\nConnection: close\r\n\r\n" + VALID)
+        .getBytes(StandardCharsets.UTF_8));
+    assertThat(minor.status()).isEqualTo(200);
+    assertThat(minor.body()).contains("chat.completion");
+    assertThat(backendPosts()).isEqualTo(before + 1);
+
+    for (String version : new String[] {"HTTP/2.0", "HTTP/0.9", "HTTP/3.0", "FOO/1.1"}) {
+      Raw r = raw(("POST " + CHAT + " " + version + "\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+          .getBytes(StandardCharsets.US_ASCII));
+      boolean http = version.startsWith("HTTP/");
+      assertThat(r.status()).as(version).isEqualTo(http ? 505 : 400);
+      JsonNode err = ResponseBodies.assertOpenAiError(r.headers().get("content-type"), r.body());
+      assertThat(err.path("code").asText()).isEqualTo(http ? "http_version_not_supported" : "invalid_request_error");
+      assertThat(r.headers().get("connection")).isEqualTo("close");
+    }
+    assertThat(backendPosts()).isEqualTo(before + 1);
+  }
+
   @Test
   void bodyJustUnderTheCapIsServed() {
     Response r = post(bigBody(1024));
