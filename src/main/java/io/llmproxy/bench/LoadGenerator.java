@@ -10,6 +10,7 @@ import io.llmproxy.proxy.UpstreamConnection;
 import io.llmproxy.routing.Backend;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ConnectTimeoutException;
+import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
@@ -132,7 +133,9 @@ public final class LoadGenerator {
     private long rampNanos;
     private long nextDueNanos;
     private int maxInflight;
-    /** Runs {@link #tick} on this driver's context, from the event loop's scheduler. */
+    /** The open loop's clock: this driver's event loop, whose scheduler is precise to the nanosecond. */
+    private EventLoop loop;
+    /** Runs {@link #tick} on this driver's context, from {@link #loop}'s scheduler. */
     private Runnable ticker;
 
     Driver(int index) {
@@ -163,6 +166,7 @@ public final class LoadGenerator {
         // The drivers' schedules interleave instead of firing together.
         nextDueNanos = startNanos + (long) (gapNanos * index / drivers);
         ContextInternal ctx = (ContextInternal) context;
+        loop = ctx.nettyEventLoop();
         ticker = () -> ctx.dispatch(this::tick);
         tick();
       } else {
@@ -234,12 +238,11 @@ public final class LoadGenerator {
       }
       // The next request leaves when it is due, not with the others due in the same millisecond: at
       // 17,000 requests/s, a millisecond timer sent bursts of 8 or 9 from each loop, and the queue
-      // each burst made at the endpoint tripled the median latency measured direct (0.20 ms against
-      // 0.065) and added 0.05 ms to a proxy's. This costs a loop wake-up per request when the loop
-      // has nothing else to do: about 40% more of the generator's CPU at that rate
-      // (docs/BENCHMARKS.md, "Latency at 50% of nginx's rate (b)").
-      ((ContextInternal) context).nettyEventLoop().schedule(ticker, Math.max(0, nextDueNanos - System.nanoTime()),
-          TimeUnit.NANOSECONDS);
+      // each burst made at the endpoint tripled the median latency measured direct (0.200 ms against
+      // 0.062). This costs a loop wake-up per request when the loop has nothing else to do: about
+      // 45% more of the generator's CPU at that rate (docs/BENCHMARKS.md, "Latency at 50% of
+      // nginx's rate (b)").
+      loop.schedule(ticker, Math.max(0, nextDueNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
     }
 
     private void endedOpen() {

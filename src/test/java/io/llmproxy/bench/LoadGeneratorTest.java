@@ -100,8 +100,8 @@ class LoadGeneratorTest {
 
   @Test
   void anOpenLoopSendsEachRequestAtItsOwnTimeNotInBursts() throws Exception {
-    // When each request reaches a server that answers at once: at 4,000/s from one loop, requests
-    // 250 us apart. A millisecond timer would send them 4 at a time, 3 gaps in 4 a few microseconds.
+    // When each request reaches a server that answers at once. At 4,000/s from one loop they are
+    // 250 us apart; a millisecond timer sent them 4 at a time (the median gap was 23 us).
     List<Long> arrivals = Collections.synchronizedList(new ArrayList<>());
     HttpServer server = await(vertx.createHttpServer().requestHandler(req -> {
       arrivals.add(System.nanoTime());
