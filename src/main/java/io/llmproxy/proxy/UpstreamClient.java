@@ -13,6 +13,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
+import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.codec.http.HttpRequestEncoder;
@@ -36,6 +37,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import javax.net.ssl.SSLException;
 
@@ -383,6 +385,17 @@ public final class UpstreamClient {
             }
           })
           .connect(backend.host(), backend.port());
+      // CONNECT_TIMEOUT_MILLIS bounds the TCP connect only. Resolving the backend's host (a slow DNS
+      // server) and the TLS handshake (a backend that accepts and says nothing; Netty's own limit is
+      // 10 s) count against the connect timeout too. Closing the channel fails what is pending, and
+      // that failure gives the connection's place in `open` back.
+      io.netty.util.concurrent.ScheduledFuture<?> deadline = loop.schedule(() -> {
+        if (leased.tryFail(new ConnectTimeoutException("connecting to " + backend.name() + " (resolving its host, "
+            + "the TCP connect and any TLS handshake) took longer than " + connectTimeoutMs + " ms"))) {
+          cf.channel().close();
+        }
+      }, Math.max(1, connectTimeoutMs), TimeUnit.MILLISECONDS);
+      leased.future().onComplete(ar -> deadline.cancel(false));
       cf.addListener((ChannelFutureListener) f -> {
         if (loop.inEventLoop()) {
           connectDone(f, leased, connectTimeoutMs, freedSockets);
@@ -402,10 +415,17 @@ public final class UpstreamClient {
         // unreachable or timed-out connect comes as the connect's own error. Out of sockets, idle
         // connections give theirs back and the connect is tried once more.
         if (!(f.cause() instanceof ChannelException)) {
-          leased.fail(f.cause());
+          leased.tryFail(f.cause());
         } else if (freedSockets || !closeLongestIdle(FREED_WHEN_OUT_OF_SOCKETS,
-            () -> connect(connectTimeoutMs, true).onComplete(leased))) {
-          leased.fail(new NoSocketException(backend, f.cause()));
+            () -> connect(connectTimeoutMs, true).onComplete(ar -> {
+              // the first try's deadline may have passed meanwhile: then the connection is idle
+              if (ar.failed()) {
+                leased.tryFail(ar.cause());
+              } else if (!leased.tryComplete(ar.result())) {
+                ar.result().release(true);
+              }
+            }))) {
+          leased.tryFail(new NoSocketException(backend, f.cause()));
         }
         return;
       }

@@ -6,6 +6,7 @@ import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
@@ -91,6 +92,30 @@ class UpstreamConnectionTest {
     Throwable failed = onContext(() -> client.lease(backend, 2_000))
         .handle((lease, t) -> t).get(10, TimeUnit.SECONDS);
     assertThat(failed).as("the lease fails: the certificate does not name localhost").isNotNull();
+  }
+
+  /**
+   * The connect timeout bounds the TLS handshake too (and resolving the host): a backend that accepts
+   * and never answers fails the lease at the timeout, not at Netty's handshake limit of 10 s, and
+   * gives its place in the pool back.
+   */
+  @Test
+  void aTlsHandshakeThatNeverEndsFailsTheLeaseAtTheConnectTimeout() throws Exception {
+    NetServer silent = vertx.createNetServer().connectHandler(socket -> { });
+    int port = silent.listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS)
+        .actualPort();
+    // one connection at most: had the first kept its place, the second lease would wait for it
+    UpstreamClient client = new UpstreamClient(context,
+        new UpstreamClient.Limits(1, TimeUnit.SECONDS.toNanos(60), -1, UpstreamClient.Trust.JDK));
+    Backend backend = backend("https://localhost:" + port);
+    for (int i = 0; i < 2; i++) {
+      long start = System.nanoTime();
+      Throwable failed = onContext(() -> client.lease(backend, 300)).handle((lease, t) -> t).get(10, TimeUnit.SECONDS);
+      long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+      assertThat(failed).as("lease %d", i).isInstanceOf(ConnectTimeoutException.class)
+          .hasMessageContaining("took longer than 300 ms");
+      assertThat(ms).as("lease %d, ms", i).isBetween(250L, 5_000L);
+    }
   }
 
   @Test

@@ -11,10 +11,12 @@ import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Future;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /** Acceptance 3: retries before the first byte, never after. */
@@ -59,6 +61,27 @@ class RetryTest {
       }
       assertThat(gw.posts(0)).hasSize(2);
       assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"connect_error\"} 2.0");
+    }
+  }
+
+  /**
+   * A backend whose TCP connect succeeds but whose TLS handshake never ends (the kernel accepts for a
+   * socket nobody reads) is a connect error at the connect timeout, and retried on another backend,
+   * not held for Netty's handshake limit of 10 s.
+   */
+  @Test
+  void aTlsHandshakeThatNeverEndsIsAConnectErrorAtTheConnectTimeout() throws IOException {
+    try (ServerSocket silent = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        TestGateway gw = TestGateway.start(TWO_BACKENDS.replace("health_check:", "  timeouts: {connect: 300ms}\nhealth_check:"),
+            Map.of("A", "https://localhost:" + silent.getLocalPort()), FAST)) {
+      long start = System.nanoTime();
+      Response r = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+      long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+      assertThat(r.status()).isEqualTo(200);
+      assertThat(r.header("x-llmproxy-attempts")).isEqualTo("2");
+      assertThat(r.header("x-llmproxy-backend")).isEqualTo("b");
+      assertThat(ms).isBetween(250L, 5_000L);
+      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"connect_error\"} 1.0");
     }
   }
 
