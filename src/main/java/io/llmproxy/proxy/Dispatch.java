@@ -19,6 +19,7 @@ import io.llmproxy.routing.Backoff;
 import io.llmproxy.routing.RoutePlan;
 import io.llmproxy.stats.LatencyStats;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
@@ -572,7 +573,8 @@ public final class Dispatch {
   }
 
   private static boolean isTimeout(Throwable t) {
-    return t instanceof TimeoutException || (t != null && t.getMessage() != null && t.getMessage().contains("timed out"));
+    return t instanceof TimeoutException || t instanceof ConnectTimeoutException
+        || (t != null && t.getMessage() != null && t.getMessage().contains("timed out"));
   }
 
   private static String message(UpstreamAttempt a, Failure f) {

@@ -364,9 +364,35 @@ public final class UpstreamClient {
       return connect(connectTimeoutMs, false);
     }
 
+    /**
+     * A connection being opened. It holds one place in {@code open} until it fails, times out or
+     * becomes a pooled connection (which then holds it until it closes), whichever comes first.
+     */
+    private final class Opening {
+      final Promise<Lease> leased = Promise.promise();
+      private boolean holds = true;
+
+      /** Gives the place back, or passes it on to the connection ({@code open} unchanged); false if done already. */
+      boolean settle(boolean passOn) {
+        if (!holds) {
+          return false;
+        }
+        holds = false;
+        if (!passOn) {
+          open--;
+        }
+        return true;
+      }
+
+      void fail(Throwable cause) {
+        settle(false);
+        leased.tryFail(cause);
+      }
+    }
+
     private Future<Lease> connect(long connectTimeoutMs, boolean freedSockets) {
       open++;
-      Promise<Lease> leased = Promise.promise();
+      Opening opening = new Opening();
       ChannelFuture cf = bootstrap.clone()
           .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE, Math.max(1, connectTimeoutMs)))
           .handler(new ChannelInitializer<Channel>() {
@@ -387,33 +413,37 @@ public final class UpstreamClient {
           .connect(backend.host(), backend.port());
       // CONNECT_TIMEOUT_MILLIS bounds the TCP connect only. Resolving the backend's host (a slow DNS
       // server) and the TLS handshake (a backend that accepts and says nothing; Netty's own limit is
-      // 10 s) count against the connect timeout too. Closing the channel fails what is pending, and
-      // that failure gives the connection's place in `open` back.
+      // 10 s) count against the connect timeout too: the place in the pool is given back and the
+      // channel closed at once.
       io.netty.util.concurrent.ScheduledFuture<?> deadline = loop.schedule(() -> {
-        if (leased.tryFail(new ConnectTimeoutException("connecting to " + backend.name() + " (resolving its host, "
-            + "the TCP connect and any TLS handshake) took longer than " + connectTimeoutMs + " ms"))) {
+        if (!opening.leased.future().isComplete()) {
+          opening.fail(new ConnectTimeoutException("connecting to " + backend.name() + " (resolving its host, "
+              + "the TCP connect and any TLS handshake) took longer than " + connectTimeoutMs + " ms"));
           cf.channel().close();
         }
       }, Math.max(1, connectTimeoutMs), TimeUnit.MILLISECONDS);
-      leased.future().onComplete(ar -> deadline.cancel(false));
+      opening.leased.future().onComplete(ar -> deadline.cancel(false));
       cf.addListener((ChannelFutureListener) f -> {
         if (loop.inEventLoop()) {
-          connectDone(f, leased, connectTimeoutMs, freedSockets);
+          connectDone(f, opening, connectTimeoutMs, freedSockets);
         } else {
           // A socket that could not be created never reached the loop: Netty fails its future on
           // its global executor, and the pool and the client's response belong to this loop.
-          loop.execute(() -> connectDone(f, leased, connectTimeoutMs, freedSockets));
+          loop.execute(() -> connectDone(f, opening, connectTimeoutMs, freedSockets));
         }
       });
-      return leased.future();
+      return opening.leased.future();
     }
 
-    private void connectDone(ChannelFuture f, Promise<Lease> leased, long connectTimeoutMs, boolean freedSockets) {
+    private void connectDone(ChannelFuture f, Opening opening, long connectTimeoutMs, boolean freedSockets) {
       if (!f.isSuccess()) {
-        open--;
         // Netty reports a socket it could not create or register as a ChannelException; a refused,
         // unreachable or timed-out connect comes as the connect's own error. Out of sockets, idle
         // connections give theirs back and the connect is tried once more.
+        if (!opening.settle(false)) {
+          return; // timed out already
+        }
+        Promise<Lease> leased = opening.leased;
         if (!(f.cause() instanceof ChannelException)) {
           leased.tryFail(f.cause());
         } else if (freedSockets || !closeLongestIdle(FREED_WHEN_OUT_OF_SOCKETS,
@@ -432,22 +462,26 @@ public final class UpstreamClient {
       Channel ch = f.channel();
       SslHandler ssl = ch.pipeline().get(SslHandler.class);
       if (ssl == null) {
-        connected(ch, leased);
+        connected(ch, opening);
       } else {
         // an https backend is ready once its certificate is checked: a bad one is a connect error
         ssl.handshakeFuture().addListener(h -> {
           if (h.isSuccess()) {
-            connected(ch, leased);
+            connected(ch, opening);
           } else {
-            open--;
+            opening.fail(h.cause());
             ch.close();
-            leased.tryFail(h.cause());
           }
         });
       }
     }
 
-    private void connected(Channel ch, Promise<Lease> leased) {
+    private void connected(Channel ch, Opening opening) {
+      if (!opening.settle(true)) {
+        ch.close(); // timed out already: its place is given back
+        return;
+      }
+      Promise<Lease> leased = opening.leased;
       UpstreamConnection connection = ch.pipeline().get(UpstreamConnection.class);
       Conn c = new Conn(connection);
       Runnable onClose = () -> {
