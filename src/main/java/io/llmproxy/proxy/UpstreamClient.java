@@ -22,6 +22,7 @@ import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.util.concurrent.PromiseCombiner;
+import io.netty.util.concurrent.ScheduledFuture;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -415,7 +416,7 @@ public final class UpstreamClient {
       // server) and the TLS handshake (a backend that accepts and says nothing; Netty's own limit is
       // 10 s) count against the connect timeout too: the place in the pool is given back and the
       // channel closed at once.
-      io.netty.util.concurrent.ScheduledFuture<?> deadline = loop.schedule(() -> {
+      ScheduledFuture<?> deadline = loop.schedule(() -> {
         if (!opening.leased.future().isComplete()) {
           opening.fail(new ConnectTimeoutException("connecting to " + backend.name() + " (resolving its host, "
               + "the TCP connect and any TLS handshake) took longer than " + connectTimeoutMs + " ms"));
