@@ -19,6 +19,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
+import java.util.Collection;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.Set;
@@ -419,19 +420,43 @@ public final class GatewayMetrics implements AutoCloseable {
   }
 
   public void hedge(String model, HedgeOutcome outcome) {
-    hedges.computeIfAbsent(models.label(model), m -> {
+    hedgeCounters(models.label(model))[outcome.ordinal()].increment();
+  }
+
+  public void race(String model) {
+    raceCounter(models.label(model)).increment();
+  }
+
+  /**
+   * The hedge counters (and with {@code races}, the race counter) of each model a config names
+   * (mapping keys and literal {@code models}), at 0 from the start, so that a {@code rate()} or
+   * {@code increase()} over them counts their first event too. A name the config matches only by
+   * a glob gets its counters at its first event.
+   */
+  public void hedgeModels(Collection<String> names, boolean races) {
+    for (String name : names) {
+      String m = models.label(name);
+      hedgeCounters(m);
+      if (races) {
+        raceCounter(m);
+      }
+    }
+  }
+
+  private Counter[] hedgeCounters(String modelLabel) {
+    return hedges.computeIfAbsent(modelLabel, m -> {
       Counter[] c = new Counter[HedgeOutcome.values().length];
       for (HedgeOutcome o : HedgeOutcome.values()) {
         c[o.ordinal()] = Counter.builder(HEDGES).description("Hedges, by outcome")
             .tags("model", m, "outcome", label(o)).register(registry);
       }
       return c;
-    })[outcome.ordinal()].increment();
+    });
   }
 
-  public void race(String model) {
-    races.computeIfAbsent(models.label(model), m -> Counter.builder(RACES).description("Cold-start races")
-        .tag("model", m).register(registry)).increment();
+  private Counter raceCounter(String modelLabel) {
+    return races.computeIfAbsent(modelLabel, m -> Counter.builder(RACES).description("Cold-start races")
+        .tag("model", m).register(registry));
   }
 
   public void wastedTokens(long prompt, long completion) {

@@ -116,6 +116,7 @@ public final class Gateway {
     Router router = new Router(config, backends(config, null), metrics, stats);
     live.set(router);
     backendGauges(null, router);
+    hedgeCounters(router);
     this.probeClient = vertx.createHttpClient(
         new HttpClientOptions().setKeepAlive(true).setTcpNoDelay(true).setName("llmproxy-probes"),
         new PoolOptions().setHttp1MaxSize(2));
@@ -204,6 +205,14 @@ public final class Gateway {
           metrics.removeBackendGauges(b.name());
         }
       }
+    }
+  }
+
+  /** With hedging on, the hedge and race counters of the models the config names, at 0 (a reload adds the new names). */
+  private void hedgeCounters(Router router) {
+    RoutingConfig.HedgeConfig hedge = router.config().routing().hedge();
+    if (hedge.enabled()) {
+      metrics.hedgeModels(router.configuredModelNames(), hedge.coldStartRace());
     }
   }
 
@@ -523,6 +532,7 @@ public final class Gateway {
       }
     }
     backendGauges(old, router);
+    hedgeCounters(router);
     if (c.routing().hedge().enabled() && !was.routing().hedge().enabled()) {
       stats.forEach(this::thresholdGauge); // the pairs seen while hedging was off
     }

@@ -138,6 +138,32 @@ class ConfigReloadIntegrationTest {
     }
   }
 
+  /**
+   * With hedging on, the hedge and race counters of every model the config names exist at 0 from the
+   * start, so an alert's increase() counts their first event; a reload adds those of new names. A
+   * name matched only by a glob gets them at its first event.
+   */
+  @Test
+  void hedgeCountersOfTheNamedModelsStartAtZero(@TempDir Path dir) {
+    String hedging = "routing: {hedge: {enabled: true, cold_start_race: true}}\n";
+    try (TestGateway gw = start(dir, V1 + hedging, INSTANT.withName("a"), INSTANT.withName("c"),
+        INSTANT.withName("b"))) {
+      Scrape before = Scrape.of(gw);
+      assertThat(before.matching("llmproxy_hedges_total", "model", "m")).hasSize(3)
+          .allSatisfy(x -> assertThat(x.value()).isZero());
+      assertThat(before.matching("llmproxy_races_total", "model", "m")).hasSize(1);
+      assertThat(before.matching("llmproxy_hedges_total", "model", "old-*")).isEmpty();
+
+      gw.writeConfig(V2.replace("routing:\n", "routing:\n  hedge: {enabled: true, cold_start_race: false}\n"));
+      assertThat(reload(gw).status()).isEqualTo(200);
+      Scrape after = Scrape.of(gw);
+      for (String model : List.of("n", "alias")) {
+        assertThat(after.matching("llmproxy_hedges_total", "model", model)).as(model).hasSize(3);
+        assertThat(after.matching("llmproxy_races_total", "model", model)).as("no races configured").isEmpty();
+      }
+    }
+  }
+
   /** A backend whose name and URL stay is the same backend: its requests in flight are still counted. */
   @Test
   void aChangedBackendKeepsItsRequestsInFlight(@TempDir Path dir) {
