@@ -4,18 +4,22 @@
 # llmproxy's jar), and llmproxy, against the same simulated backends, in one run, ROUNDS rounds with
 # the targets interleaved, medians and ratios to nginx:
 #   a   non-streaming throughput, wrk -t2 -c32
+#   b   latency at a fixed rate, open loop (llmproxy bench --rate, as bench/run.sh's (b)): RATE, or 50%
+#       of nginx's (a) median when a ran too; p50 and p99 and what each adds over direct
 #   c1  1,000 concurrent streams of 100 tokens 20 ms apart (llmproxy bench): TTFT, inter-token p1,
 #       and the CPU each target's event loops spent
 # Each target's event-loop threads are checked to share the work.
-# Needs a JDK 21+, nginx and wrk (apt-get install -y nginx wrk). About 9 minutes.
+# Needs a JDK 21+, nginx and wrk (apt-get install -y nginx wrk). About 9 minutes; 13 with b.
 #
 #   bench/floor.sh
 #   SCENARIOS=c1 bench/floor.sh
+#   SCENARIOS="a b" bench/floor.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 ROUNDS="${ROUNDS:-3}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
+WARMUP_SECONDS="${WARMUP_SECONDS:-$SECONDS_PER_RUN}" # non-streaming load on each target before the rounds
 SCENARIOS="${SCENARIOS:-a c1}"
 BASE_PORT="${BASE_PORT:-18450}"
 work="$(mktemp -d /tmp/llmproxy-floor.XXXXXX)"
@@ -76,10 +80,19 @@ target_ticks() { # target port
 }
 bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.log"; }
 
-declare -A RPS LOOPS C1_50 C1_99 C1_ITL1 C1_ERR C1_CPU
+declare -A RPS LOOPS B_50 B_99 B_ERR C1_50 C1_99 C1_ITL1 C1_ERR C1_CPU
 if has a; then
-  log "warming up: ${SECONDS_PER_RUN} s of load on each target"
-  for t in $TARGETS; do wrk -t2 -c32 -d${SECONDS_PER_RUN}s -s "$work/post.lua" "http://127.0.0.1:$(port $t)/v1/chat/completions" > /dev/null; done
+  log "warming up: ${WARMUP_SECONDS} s of load on each target"
+  for t in $TARGETS; do wrk -t2 -c32 -d${WARMUP_SECONDS}s -s "$work/post.lua" "http://127.0.0.1:$(port $t)/v1/chat/completions" > /dev/null; done
+fi
+if has b; then
+  log "warming up: 10 s of open loop on each target$(has a || echo ", after ${WARMUP_SECONDS} s of closed loop")"
+  # an open loop too: the first one after a closed loop sets off a burst of compilation (bench/run.sh)
+  for t in $TARGETS; do
+    has a || wrk -t2 -c32 -d${WARMUP_SECONDS}s -s "$work/post.lua" "http://127.0.0.1:$(port $t)/v1/chat/completions" > /dev/null
+    bench --url "http://127.0.0.1:$(port $t)" --model sim-model --rate 10000 -c 64 -d 10s --warmup 0s --ramp-up 3s \
+      --max-tokens 16 > /dev/null
+  done
 fi
 if has c1; then
   log "warming up: 5 s of 500 streams on each target"
@@ -97,6 +110,16 @@ for r in $(seq 1 "$ROUNDS"); do
       after=$(loop_ticks "$p")
       RPS[$t]+="$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') "
       [ -n "$before" ] && LOOPS[$t]="$(paste -d' ' <(echo "$before" | tr ' ' '\n') <(echo "$after" | tr ' ' '\n') | awk 'NF==2 {printf "%d ", $2-$1}')"
+    done
+  fi
+  if has b; then
+    # the rate, fixed in the first round: RATE, or half of nginx's (a) in that round (17,000/s without a)
+    [ -n "${rate:-}" ] || rate=${RATE:-$(echo "${RPS[nginx]:-}" | median | awk '{printf "%d", ($1 == "nan") ? 17000 : $1 / 2}')}
+    for t in $TARGETS; do
+      j=$(bench --url "http://127.0.0.1:$(port $t)" --model sim-model --rate "$rate" -c 64 -d ${SECONDS_PER_RUN}s \
+        --warmup 5s --ramp-up 3s --max-tokens 16)
+      B_50[$t]+="$(jget "$j" latency_ms p50) "; B_99[$t]+="$(jget "$j" latency_ms p99) "
+      B_ERR[$t]+="$(jget "$j" "" errors) "
     done
   fi
   if has c1; then
@@ -120,6 +143,16 @@ if has a; then
   for t in $TARGETS; do
     m=$(echo "${RPS[$t]}" | median)
     echo "| $t | $m (${RPS[$t]% }) | $(ratio "$m" "$ng") | ${LOOPS[$t]:-} |"
+  done
+  echo
+fi
+if has b; then
+  d50=$(vals B_50 direct) d99=$(vals B_99 direct)
+  echo "| b: open loop at ${rate}/s, -c 64 | p50 ms (rounds) | added p50 ms | p99 ms (rounds) | added p99 ms | errors |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for t in $TARGETS; do
+    m50=$(vals B_50 $t) m99=$(vals B_99 $t)
+    echo "| $t | $m50 ($(each B_50 $t)) | $(awk -v a="$m50" -v b="$d50" 'BEGIN {printf "%+.3f", a-b}') | $m99 ($(each B_99 $t)) | $(awk -v a="$m99" -v b="$d99" 'BEGIN {printf "%+.1f", a-b}') | $(each B_ERR $t) |"
   done
   echo
 fi
