@@ -9,7 +9,7 @@
 #   c1  1,000 concurrent streams of 100 tokens 20 ms apart (llmproxy bench): TTFT, inter-token p1,
 #       and the CPU each target's event loops spent
 # Each target's event-loop threads are checked to share the work.
-# Needs a JDK 21+, nginx and wrk (apt-get install -y nginx wrk). About 9 minutes; 13 with b.
+# Needs a JDK 21+, nginx and wrk (apt-get install -y nginx wrk). About 9 minutes; b adds about 5.
 #
 #   bench/floor.sh
 #   SCENARIOS=c1 bench/floor.sh

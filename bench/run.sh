@@ -97,7 +97,7 @@ bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.lo
 
 # A JVM compiles its hot code for about 30 s under load on two cores; measured before that, a round
 # measures the compiler. Each shape of load needs its own: after 30 s of wrk, the first open loop of
-# (b) still set off some 450 compilations in 6 s, and its p99 was 43 to 560 ms instead of 17 to 20
+# (b) still set off some 470 compilations in 6 s, and its p99 was 43 to 560 ms instead of 17 to 20
 # (docs/BENCHMARKS.md, "Latency at 50% of nginx's rate (b)"). So the warm-up has all three shapes.
 log "warming up (JIT): 30 s of closed loop, 10 s of open loop and 5 s of streams on each gateway, less on the others"
 open_loop_warmup() { # target seconds
