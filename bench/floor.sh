@@ -4,8 +4,9 @@
 # llmproxy's jar), and llmproxy, against the same simulated backends, in one run, ROUNDS rounds with
 # the targets interleaved, medians and ratios to nginx:
 #   a   non-streaming throughput, wrk -t2 -c32
-#   b   latency at a fixed rate, open loop (llmproxy bench --rate, as bench/run.sh's (b)): RATE, or 50%
-#       of nginx's (a) median when a ran too; p50 and p99 and what each adds over direct
+#   b   latency at a fixed rate, open loop (llmproxy bench --rate, as bench/run.sh's (b)), after 10 s of
+#       open loop on each target: RATE, or half of nginx's (a) in the first round when a runs too, else
+#       17,000/s; p50 and p99 and what each adds over direct
 #   c1  1,000 concurrent streams of 100 tokens 20 ms apart (llmproxy bench): TTFT, inter-token p1,
 #       and the CPU each target's event loops spent
 # Each target's event-loop threads are checked to share the work.
