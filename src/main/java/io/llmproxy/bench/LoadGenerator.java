@@ -167,7 +167,8 @@ public final class LoadGenerator {
         nextDueNanos = startNanos + (long) (gapNanos * index / drivers);
         ContextInternal ctx = (ContextInternal) context;
         loop = ctx.nettyEventLoop();
-        ticker = () -> ctx.dispatch(this::tick);
+        Runnable tick = this::tick;
+        ticker = () -> ctx.dispatch(tick);
         tick();
       } else {
         int users = share(settings.concurrency());
