@@ -82,15 +82,14 @@ target_ticks() { # target port
 bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.log"; }
 
 declare -A RPS LOOPS B_50 B_99 B_ERR C1_50 C1_99 C1_ITL1 C1_ERR C1_CPU
-if has a; then
+if has a || has b; then
   log "warming up: ${WARMUP_SECONDS} s of load on each target"
   for t in $TARGETS; do wrk -t2 -c32 -d${WARMUP_SECONDS}s -s "$work/post.lua" "http://127.0.0.1:$(port $t)/v1/chat/completions" > /dev/null; done
 fi
 if has b; then
-  log "warming up: 10 s of open loop on each target$(has a || echo ", after ${WARMUP_SECONDS} s of closed loop")"
   # an open loop too: the first one after a closed loop sets off a burst of compilation (bench/run.sh)
+  log "warming up: 10 s of open loop on each target"
   for t in $TARGETS; do
-    has a || wrk -t2 -c32 -d${WARMUP_SECONDS}s -s "$work/post.lua" "http://127.0.0.1:$(port $t)/v1/chat/completions" > /dev/null
     bench --url "http://127.0.0.1:$(port $t)" --model sim-model --rate 10000 -c 64 -d 10s --warmup 0s --ramp-up 3s \
       --max-tokens 16 > /dev/null
   done
