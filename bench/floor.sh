@@ -87,12 +87,8 @@ if has a || has b; then
   for t in $TARGETS; do wrk -t2 -c32 -d${WARMUP_SECONDS}s -s "$work/post.lua" "http://127.0.0.1:$(port $t)/v1/chat/completions" > /dev/null; done
 fi
 if has b; then
-  # an open loop too: the first one after a closed loop sets off a burst of compilation (bench/run.sh)
   log "warming up: 10 s of open loop on each target"
-  for t in $TARGETS; do
-    bench --url "http://127.0.0.1:$(port $t)" --model sim-model --rate 10000 -c 64 -d 10s --warmup 0s --ramp-up 3s \
-      --max-tokens 16 > /dev/null
-  done
+  for t in $TARGETS; do open_loop_warmup "http://127.0.0.1:$(port $t)" sim-model 10; done
 fi
 if has c1; then
   log "warming up: 5 s of 500 streams on each target"

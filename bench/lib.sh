@@ -49,6 +49,14 @@ NGINX
 # a simulated backend on a port, its log in $work
 sim() { bin/llmproxy simulate --port "$1" "${@:2}" > "$work/sim-$1.log" 2>&1 & pids+=($!); }
 
+# open_loop_warmup URL MODEL SECONDS: an open loop at 10,000 requests/s, not measured. After a closed
+# loop the first open loop sets off a burst of compilation (some 470 methods in 6 s after 30 s of wrk),
+# so a target is warmed up with both shapes before an open loop is measured.
+open_loop_warmup() {
+  bin/llmproxy bench --json --no-progress --url "$1" --model "$2" --rate 10000 -c 64 -d "$3s" --warmup 0s \
+    --ramp-up 3s --max-tokens 16 > /dev/null 2>>"$work/bench-errors.log"
+}
+
 # ratio A B [DECIMALS]: A / B, 2 decimals unless told
 ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {printf "%.*f", d, a/b}'; }
 

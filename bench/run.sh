@@ -100,17 +100,14 @@ bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.lo
 # (b) still set off some 470 compilations in 6 s, and its p99 was 43 to 560 ms instead of 17 to 20
 # (docs/BENCHMARKS.md, "Latency at 50% of nginx's rate (b)"). So the warm-up has all three shapes.
 log "warming up (JIT): 30 s of closed loop, 10 s of open loop and 5 s of streams on each gateway, less on the others"
-open_loop_warmup() { # target seconds
-  bench --url "$(url $1 fast)" --model fast-model --rate 10000 -c 64 -d "$2s" --warmup 0s --ramp-up 3s --max-tokens 16 > /dev/null
-}
 for t in llmproxy $epoll; do
   wrk -t2 -c32 -d30s -s "$work/post.lua" "$(url $t fast)/v1/chat/completions" > /dev/null
-  open_loop_warmup $t 10
+  open_loop_warmup "$(url $t fast)" fast-model 10
   bench --url "$(url $t c1)" --model c1-model --stream -c 500 -d 5s --warmup 0s --max-tokens 100 > /dev/null
 done
 for t in direct nginx; do
   wrk -t2 -c32 -d5s -s "$work/post.lua" "$(url $t fast)/v1/chat/completions" > /dev/null
-  open_loop_warmup $t 4
+  open_loop_warmup "$(url $t fast)" fast-model 4
 done
 
 declare -A A A1 B50 B99 BERR C1_50 C1_99 C1_ITL1 C1_ITL50 C1_ERR C2_50 C2_99 C2_ERR C2_RSS D_HELD D_ERR D_RSS E_IDLE F_READY
