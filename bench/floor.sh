@@ -79,7 +79,6 @@ target_ticks() { # target port
     *) loop_ticks "$(pid_of "$2")" | tr ' ' '\n' | awk '{s += $1} END {print s+0}';;
   esac
 }
-bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.log"; }
 
 declare -A RPS LOOPS B_50 B_99 B_ERR C1_50 C1_99 C1_ITL1 C1_ERR C1_CPU
 if has a || has b; then

@@ -49,12 +49,16 @@ NGINX
 # a simulated backend on a port, its log in $work
 sim() { bin/llmproxy simulate --port "$1" "${@:2}" > "$work/sim-$1.log" 2>&1 & pids+=($!); }
 
+# bench_json ARGS: llmproxy bench with its JSON result on stdout and its errors in $work/bench-errors.log;
+# `bench` is the same, for scripts whose runs share no arguments (auth.sh and hedge.sh redefine it)
+bench_json() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.log"; }
+bench() { bench_json "$@"; }
+
 # open_loop_warmup URL MODEL SECONDS: an open loop at 10,000 requests/s, not measured. After a closed
 # loop the first open loop sets off a burst of compilation (some 470 methods in 6 s after 30 s of wrk),
 # so a target is warmed up with both shapes before an open loop is measured.
 open_loop_warmup() {
-  bin/llmproxy bench --json --no-progress --url "$1" --model "$2" --rate 10000 -c 64 -d "$3s" --warmup 0s \
-    --ramp-up 3s --max-tokens 16 > /dev/null 2>>"$work/bench-errors.log"
+  bench_json --url "$1" --model "$2" --rate 10000 -c 64 -d "$3s" --warmup 0s --ramp-up 3s --max-tokens 16 > /dev/null
 }
 
 # ratio A B [DECIMALS]: A / B, 2 decimals unless told

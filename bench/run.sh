@@ -94,7 +94,6 @@ wrk.method = "POST"
 wrk.body   = '{"model":"fast-model","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-bench() { bin/llmproxy bench --json --no-progress "$@" 2>>"$work/bench-errors.log"; }
 
 # A JVM compiles its hot code for about 30 s under load on two cores; measured before that, a round
 # measures the compiler. Each shape of load needs its own: after 30 s of wrk, the first open loop of
