@@ -245,6 +245,13 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
             && requestWritten() && (held == null || held.isEmpty()) && reusable();
         listener = null;
         head = null;
+        if (paused && reusable) {
+          // The last chunk filled the client's write queue and paused the read: that pause was this
+          // exchange's. The connection goes back to the pool reading, or the next exchange on it
+          // would never hear its answer.
+          paused = false;
+          channel.config().setAutoRead(true);
+        }
         l.onEnd(reusable);
       }
     }

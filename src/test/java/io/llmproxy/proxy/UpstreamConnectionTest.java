@@ -157,6 +157,27 @@ class UpstreamConnectionTest {
     assertThat(h.reusable()).isTrue();
   }
 
+  @Test
+  void aConnectionPausedByTheLastChunkOfAResponseReadsAgainForTheNextExchange() throws Exception {
+    // The client's write queue can fill with the last chunk of a response: the exchange pauses the
+    // read and then ends. That pause was the exchange's: the connection goes back to the pool
+    // reading, or the next exchange on it would never hear its answer.
+    int[] connections = {0};
+    HttpServer server = vertx.createHttpServer()
+        .connectionHandler(c -> connections[0]++)
+        .requestHandler(req -> req.response().end("ok"));
+    int port = server.listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS)
+        .actualPort();
+    UpstreamClient client = client(null);
+    Backend backend = backend("http://127.0.0.1:" + port);
+    Heard paused = exchange(client, backend, true);
+    assertThat(paused.reusable()).isTrue();
+    Heard next = exchange(client, backend, false);
+    assertThat(next.error()).isNull();
+    assertThat(next.body()).isEqualTo("ok");
+    assertThat(connections[0]).as("the second exchange reused the first one's connection").isEqualTo(1);
+  }
+
   // ---- helpers
 
   private UpstreamClient client(SelfSignedCertificate trusted) throws Exception {
@@ -202,6 +223,11 @@ class UpstreamConnectionTest {
 
   /** One GET on a leased connection, heard to its end or error; the lease given back as the connection says. */
   private Heard exchange(UpstreamClient client, Backend backend) throws Exception {
+    return exchange(client, backend, false);
+  }
+
+  /** @param pauseOnContent each chunk pauses the connection, as a client whose write queue is full does */
+  private Heard exchange(UpstreamClient client, Backend backend, boolean pauseOnContent) throws Exception {
     CompletableFuture<Heard> heard = new CompletableFuture<>();
     context.runOnContext(v -> client.lease(backend, 2_000).onComplete(ar -> {
       if (ar.failed()) {
@@ -224,6 +250,9 @@ class UpstreamConnectionTest {
         public void onContent(Buffer chunk) {
           body.append(chunk.toString());
           chunks[0]++;
+          if (pauseOnContent) {
+            lease.connection().pause();
+          }
         }
 
         @Override
