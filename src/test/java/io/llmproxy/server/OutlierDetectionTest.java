@@ -12,6 +12,7 @@ import io.llmproxy.health.PassiveHealth.State;
 import io.llmproxy.routing.Backend;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.Logs;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestClient.Response;
 import io.llmproxy.testing.TestClient.Streamed;
@@ -64,7 +65,7 @@ class OutlierDetectionTest {
   /** The gateway's log lines about one backend's state, in order. */
   private List<String> stateLog(String backend) {
     synchronized (logs) {
-      return new ArrayList<>(logs.list).stream().map(ILoggingEvent::getFormattedMessage)
+      return Logs.snapshot(logs).stream().map(ILoggingEvent::getFormattedMessage)
           .filter(m -> m.startsWith("backend " + backend + " ")).toList();
     }
   }

@@ -14,6 +14,7 @@ import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.store.StoredKey;
 import io.llmproxy.store.UsageTotal;
+import io.llmproxy.testing.Logs;
 import io.llmproxy.testing.ManualTimeMeter;
 import io.llmproxy.testing.MutableClock;
 import io.llmproxy.testing.Scrape;
@@ -147,7 +148,7 @@ class SeedScenariosTest {
   }
 
   private List<ILoggingEvent> events(Level level) {
-    return logs.list.stream().filter(e -> e.getLevel() == level).toList();
+    return Logs.snapshot(logs).stream().filter(e -> e.getLevel() == level).toList();
   }
 
   private static Response chat(TestGateway g, String key, String model, String... headers) {

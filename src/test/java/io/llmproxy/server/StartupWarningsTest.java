@@ -7,6 +7,7 @@ import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.Logs;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestGateway;
 import java.time.Duration;
@@ -46,7 +47,7 @@ class StartupWarningsTest {
   }
 
   private List<String> warnings() {
-    return logs.list.stream().filter(e -> e.getLevel() == Level.WARN).map(ILoggingEvent::getFormattedMessage).toList();
+    return Logs.snapshot(logs).stream().filter(e -> e.getLevel() == Level.WARN).map(ILoggingEvent::getFormattedMessage).toList();
   }
 
   @Test
