@@ -124,12 +124,15 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     committed = true;
   }
 
-  /** Holds a chunk until the commit (hedged mode). */
+  /**
+   * Holds a copy of a chunk until the commit (hedged mode): the chunk's own memory goes back to the
+   * connection's pool when it has been handed on, and a loser's copies need no giving back.
+   */
   void hold(Buffer chunk) {
     if (held == null) {
       held = new ArrayList<>(4);
     }
-    held.add(chunk);
+    held.add(Buffer.buffer(chunk.length()).appendBuffer(chunk)); // on the heap (Buffer.copy() would pool it)
     heldBytes += chunk.length();
   }
 

@@ -403,9 +403,12 @@ public final class UpstreamClient {
               if (backend.ssl()) {
                 p.addLast("tls", tls.newHandler(ch.alloc(), backend.host(), backend.port()));
               }
+              // A piece of body as large as a read (not Netty's 8 KiB): one read, one piece, handed on
+              // as it is (UpstreamConnection). The decoder never waits to fill a piece.
               UpstreamResponseDecoder decoder = new UpstreamResponseDecoder(new HttpDecoderConfig()
                   .setMaxInitialLineLength(64 * 1024)
-                  .setMaxHeaderSize(64 * 1024));
+                  .setMaxHeaderSize(64 * 1024)
+                  .setMaxChunkSize(1024 * 1024));
               p.addLast("decoder", decoder);
               p.addLast("encoder", new HttpRequestEncoder());
               p.addLast("upstream", new UpstreamConnection(ch, decoder));

@@ -16,7 +16,6 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.ReferenceCountUtil;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.impl.buffer.VertxByteBufAllocator;
 import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
@@ -44,6 +43,11 @@ import java.util.ArrayDeque;
  * then leave in one write to the client, not one write each, so a loop that fell behind catches up
  * instead of paying a system call per event. Nothing waits for a later read.
  *
+ * <p>The chunk is not copied: when the read brought one piece of body (the usual case: one event, or
+ * one read of a body), the chunk is the decoder's slice of the read's own pooled buffer, so the bytes
+ * go from the backend's socket to the client's without a copy and without a buffer on the heap. Only
+ * when one read brought several pieces are they gathered into one pooled buffer.
+ *
  * <p>Reading stops when the listener pauses ({@link #pause}, the client is slow): the socket's
  * autoRead goes off, so the backend meets TCP backpressure, and the messages already decoded from the
  * last read wait here until {@link #resume}.
@@ -55,7 +59,11 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     /** The response's status line and headers (an informational 1xx is skipped). */
     void onHead(HttpResponse head);
 
-    /** A piece of the body: what one read brought (a copy: the listener may keep it). */
+    /**
+     * A piece of the body: what one read brought. The chunk's memory is pooled and is given back when
+     * this call returns: a listener that keeps it past the call (a write to a socket that completes
+     * later) retains its {@code ByteBuf} and releases it when done, or copies it.
+     */
     void onContent(Buffer chunk);
 
     /**
@@ -77,8 +85,13 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   private boolean paused;
   /** Messages decoded while paused, in order. */
   private ArrayDeque<Object> held;
-  /** The body this read brought so far (a heap copy), handed on when the read completes; null when none. */
+  /**
+   * The body this read brought so far, handed on when the read completes; null when none. A slice of
+   * the read's pooled buffer, or, when the read brought more than one piece, {@link #gathered}.
+   */
   private ByteBuf pending;
+  /** {@link #pending} is a pooled buffer of this connection's own, the pieces copied into it. */
+  private boolean gathered;
   /** Closed, or closing: set when the close starts, not when the socket is gone. */
   private boolean closed;
   private Runnable closeHandler;
@@ -229,12 +242,10 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
       }
       if (content.isReadable()) {
         if (pending == null) {
-          // Sized for the whole read: when a read brings several events (a loop that fell behind),
-          // growing the copy event by event doubled it each time, half of all the heap allocated
-          // under 1,000 streams.
-          pending = VertxByteBufAllocator.DEFAULT.heapBuffer(content.readableBytes() + decoder.undecodedBytes());
+          pending = content.retain(); // the decoder's slice of the read's buffer, not a copy
+        } else {
+          gather(content);
         }
-        pending.writeBytes(content); // copied: the pooled buffer goes back at once
       }
       c.release();
       if (last) {
@@ -258,6 +269,22 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   }
 
   /**
+   * A second piece from the same read (a loop that fell behind, or a body split by the decoder):
+   * the pieces are copied into one pooled buffer, sized for the whole read (grown piece by piece, it
+   * doubled each time), so that they still leave in one write.
+   */
+  private void gather(ByteBuf content) {
+    if (!gathered) {
+      ByteBuf first = pending;
+      pending = channel.alloc().directBuffer(first.readableBytes() + content.readableBytes() + decoder.undecodedBytes());
+      pending.writeBytes(first);
+      first.release();
+      gathered = true;
+    }
+    pending.writeBytes(content);
+  }
+
+  /**
    * Hands the body gathered from the last read to the listener. False when the exchange ended from
    * inside {@link Listener#onContent} (it was cancelled, or a new one is already under way).
    */
@@ -267,13 +294,17 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
       return true;
     }
     pending = null;
+    gathered = false;
     Listener l = listener;
-    if (l == null) {
-      p.release();
-      return true;
+    try {
+      if (l == null) {
+        return true;
+      }
+      l.onContent(BufferInternal.buffer(p));
+      return listener == l;
+    } finally {
+      p.release(); // a listener that keeps the chunk retained it
     }
-    l.onContent(BufferInternal.buffer(p));
-    return listener == l;
   }
 
   /**
@@ -303,6 +334,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     if (pending != null) {
       pending.release();
       pending = null;
+      gathered = false;
     }
     if (held != null) {
       Object m;

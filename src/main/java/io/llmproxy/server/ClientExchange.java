@@ -21,10 +21,15 @@ import io.llmproxy.routing.Backend;
 import io.llmproxy.routing.CandidateGroup;
 import io.llmproxy.routing.Router;
 import io.llmproxy.usage.UsageEvent;
+import io.netty.buffer.ByteBuf;
 import io.vertx.core.Context;
+import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.buffer.impl.BufferImpl;
+import io.vertx.core.buffer.impl.VertxHeapByteBuf;
+import io.vertx.core.buffer.impl.VertxUnsafeHeapByteBuf;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -397,8 +402,32 @@ final class ClientExchange implements Downstream {
       }
     }
     bytesOut += chunk.length();
-    resp.write(chunk);
+    writeHandedOn(chunk);
     return writable();
+  }
+
+  /**
+   * Writes a chunk as the backend's connection handed it on: its memory is pooled and goes back when
+   * the handing-on returns ({@link io.llmproxy.proxy.UpstreamConnection.Listener#onContent}), and
+   * Vert.x passes a buffer that is not its own heap buffer to Netty as unreleasable. So it is retained
+   * here and released when the write completes or fails (a closed connection fails the writes still
+   * queued in it). A chunk the usage filter rebuilt is on the heap already.
+   */
+  private void writeHandedOn(Buffer chunk) {
+    ByteBuf bytes = ((BufferImpl) chunk).byteBuf();
+    if (bytes instanceof VertxHeapByteBuf || bytes instanceof VertxUnsafeHeapByteBuf) {
+      resp.write(chunk);
+      return;
+    }
+    bytes.retain();
+    Future<Void> written;
+    try {
+      written = resp.write(chunk);
+    } catch (RuntimeException e) {
+      bytes.release();
+      throw e;
+    }
+    written.onComplete(r -> bytes.release());
   }
 
   /**
