@@ -2,7 +2,6 @@ package io.llmproxy.proxy;
 
 import io.netty.buffer.ByteBuf;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.util.Arrays;
 
 /**
@@ -106,7 +105,7 @@ public final class BodyScanner {
    * @return true when the first token is in this chunk (only once per body)
    */
   public boolean feed(Buffer chunk) {
-    ByteBuf bb = ((BufferInternal) chunk).getByteBuf();
+    ByteBuf bb = Chunks.bytes(chunk); // not getByteBuf(): that allocates a slice, and a wrapper, per chunk
     int len = bb.readableBytes();
     if (len == 0) {
       return false;

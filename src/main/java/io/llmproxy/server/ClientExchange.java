@@ -7,6 +7,7 @@ import io.llmproxy.auth.AccessControl;
 import io.llmproxy.auth.ApiKey;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.metrics.GatewayMetrics.CancelReason;
+import io.llmproxy.proxy.Chunks;
 import io.llmproxy.proxy.Dispatch;
 import io.llmproxy.proxy.Downstream;
 import io.llmproxy.proxy.ForwardedHeaders;
@@ -27,9 +28,6 @@ import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.buffer.impl.BufferImpl;
-import io.vertx.core.buffer.impl.VertxHeapByteBuf;
-import io.vertx.core.buffer.impl.VertxUnsafeHeapByteBuf;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -414,8 +412,8 @@ final class ClientExchange implements Downstream {
    * queued in it). A chunk the usage filter rebuilt is on the heap already.
    */
   private void writeHandedOn(Buffer chunk) {
-    ByteBuf bytes = ((BufferImpl) chunk).byteBuf();
-    if (bytes instanceof VertxHeapByteBuf || bytes instanceof VertxUnsafeHeapByteBuf) {
+    ByteBuf bytes = Chunks.bytes(chunk);
+    if (!Chunks.pooled(bytes)) {
       resp.write(chunk);
       return;
     }
