@@ -7,13 +7,18 @@
 #   - throughput: wrk -t2 -c32 for SECONDS_PER_RUN s; requests/s, and the gateway's CPU per request
 #     (utime + stime from /proc/<pid>/stat over the round);
 #   - ALLOC=1: then heap allocated per request, from /metrics (jvm_gc_memory_allocated_bytes_total
-#     over llmproxy_requests_total), each read after a jcmd GC.run, around 10 s of the same load.
+#     over llmproxy_requests_total), each read after a jcmd GC.run, around 10 s of the same load;
+#   - STREAMS=N: then, ROUNDS times, heap allocated per forwarded event under N streams (a second
+#     simulated backend, (c1)'s: TTFT 100 ms, 100 tokens 20 ms apart), over the completion tokens
+#     counted, around 10 s of `llmproxy bench --stream -c N` (each read after a jcmd GC.run), with
+#     that run's TTFT p99.
 # Medians per build at the end. OPTS_N gives the Nth build (from 1) extra JVM options, so one jar
 # can run against itself with a setting changed. Needs a JDK 21+ and wrk (apt-get install -y wrk).
 #
 #   bench/ab.sh d02001f HEAD
 #   ROUNDS=8 ALLOC=1 bench/ab.sh old.jar target/llmproxy.jar
 #   OPTS_2="-Dio.netty.allocator.type=pooled" bench/ab.sh target/llmproxy.jar target/llmproxy.jar
+#   STREAMS=500 bench/ab.sh c638a34 b267e42
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -21,7 +26,7 @@ ROUNDS="${ROUNDS:-6}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-8}"
 WARMUP_SECONDS="${WARMUP_SECONDS:-20}"
 BASE_PORT="${BASE_PORT:-18550}"
-[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 work="$(mktemp -d /tmp/llmproxy-ab.XXXXXX)"
 [ -f target/llmproxy.jar ] || bin/llmproxy --version >/dev/null
@@ -50,13 +55,17 @@ for b in "$@"; do
   names+=("$b") jars+=("$jar")
 done
 
-SIM=$BASE_PORT
+SIM=$BASE_PORT STREAM_SIM=$((BASE_PORT + 99))
 sim $SIM --ttft 0 --itl 0 --tokens 16
+[ -z "${STREAMS:-}" ] || sim $STREAM_SIM --ttft 100ms --itl 20ms --tokens 100
 gw_pids=() ports=()
 for i in "${!jars[@]}"; do
   port=$((BASE_PORT + 1 + i))
-  printf 'listen: "127.0.0.1:%s"\nbackends:\n  - {url: "http://127.0.0.1:%s", name: sim, models: ["sim-model"]}\nlogging: {format: json, access_log: true}\n' \
-    $port $SIM > "$work/gw-$i.yaml"
+  {
+    printf 'listen: "127.0.0.1:%s"\nbackends:\n  - {url: "http://127.0.0.1:%s", name: sim, models: ["sim-model"]}\n' $port $SIM
+    [ -z "${STREAMS:-}" ] || printf '  - {url: "http://127.0.0.1:%s", name: c1, models: ["c1-model"]}\n' $STREAM_SIM
+    printf 'logging: {format: json, access_log: true}\n'
+  } > "$work/gw-$i.yaml"
   opts_var="OPTS_$((i + 1))"
   read -r -a extra <<< "${!opts_var:-}"
   [ ${#extra[@]} -eq 0 ] || names[$i]+=" (${extra[*]})"
@@ -115,10 +124,35 @@ if [ "${ALLOC:-0}" = 1 ]; then
   done
 fi
 
+declare -A EVENT_BYTES EB TP
+if [ -n "${STREAMS:-}" ]; then
+  head+=" heap bytes allocated per event, $STREAMS streams, median (rounds) | TTFT p99 ms, $STREAMS streams, median (rounds) |"
+  rule+=" ---: | ---: |"
+  completions='llmproxy_tokens_total{backend="c1",model="c1-model",type="completion"'
+  streams() { bench_json --url "http://127.0.0.1:${ports[$1]}" --model c1-model --stream -c "$STREAMS" -d 10s --warmup 0s --ramp-up 2s --max-tokens 100; }
+  for i in "${!jars[@]}"; do streams "$i" > /dev/null; done # the streaming path's warm-up
+  for r in $(seq 1 "$ROUNDS"); do
+    line="streams, round $r:"
+    for k in "${!jars[@]}"; do
+      i=$(( (k + r - 1) % ${#jars[@]} ))
+      "$JAVA_HOME/bin/jcmd" "${gw_pids[$i]}" GC.run > /dev/null; sleep 1
+      a0=$(metric "${ports[$i]}" jvm_gc_memory_allocated_bytes_total) t0=$(metric "${ports[$i]}" "$completions")
+      j="$(streams "$i")"
+      "$JAVA_HOME/bin/jcmd" "${gw_pids[$i]}" GC.run > /dev/null; sleep 1
+      a1=$(metric "${ports[$i]}" jvm_gc_memory_allocated_bytes_total) t1=$(metric "${ports[$i]}" "$completions")
+      b=$(( (a1 - a0) / (t1 - t0) )) p99="$(jget "$j" ttft_ms p99)"
+      EB[$i]+="$b " TP[$i]+="$p99 "
+      line+="  ${names[$i]} $b B/event, TTFT p99 $p99 ms"
+    done
+    log "$line"
+  done
+  for i in "${!jars[@]}"; do EVENT_BYTES[$i]=" $(vals EB $i) ($(each EB $i)) | $(vals TP $i) ($(each TP $i)) |"; done
+fi
+
 echo
 echo "$head"
 echo "$rule"
 for i in "${!jars[@]}"; do
-  echo "| ${names[$i]} | $(vals RPS $i) ($(each RPS $i)) | $(vals US $i) ($(each US $i)) |${BYTES[$i]:-}"
+  echo "| ${names[$i]} | $(vals RPS $i) ($(each RPS $i)) | $(vals US $i) ($(each US $i)) |${BYTES[$i]:-}${EVENT_BYTES[$i]:-}"
 done
 echo "(logs in $work)"
