@@ -140,9 +140,14 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     channel.writeAndFlush(full, channel.voidPromise());
   }
 
-  /** Stops reading from the backend until {@link #resume}. */
+  /**
+   * Stops reading from the backend until {@link #resume}. Only while an exchange reads: a pause that
+   * comes after its response ended (a hedged answer committed from {@link Listener#onEnd}, whose held
+   * bytes fill the client's write queue) has nothing left to hold back, and would leave the
+   * connection in the pool not reading.
+   */
   void pause() {
-    if (!paused) {
+    if (!paused && listener != null) {
       paused = true;
       channel.config().setAutoRead(false);
     }
