@@ -43,10 +43,11 @@ import java.util.ArrayDeque;
  * then leave in one write to the client, not one write each, so a loop that fell behind catches up
  * instead of paying a system call per event. Nothing waits for a later read.
  *
- * <p>The chunk is not copied: when the read brought one piece of body (the usual case: one event, or
- * one read of a body), the chunk is the decoder's slice of the read's own pooled buffer, so the bytes
- * go from the backend's socket to the client's without a copy and without a buffer on the heap. Only
- * when one read brought several pieces are they gathered into one pooled buffer.
+ * <p>The chunk is pooled memory, never a buffer on the heap. When the read brought one piece of body
+ * that fills most of the read's buffer (a body, or events that arrived together), it is the decoder's
+ * slice of that buffer itself, so the bytes go from the backend's socket to the client's without a
+ * copy. A small piece (one event in a larger buffer) is copied once, to its own size, so that a slow
+ * client's queue does not hold whole read buffers; several pieces of one read are gathered into one.
  *
  * <p>Reading stops when the listener pauses ({@link #pause}, the client is slow): the socket's
  * autoRead goes off, so the backend meets TCP backpressure, and the messages already decoded from the
@@ -87,7 +88,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   private ArrayDeque<Object> held;
   /**
    * The body this read brought so far, handed on when the read completes; null when none. A slice of
-   * the read's pooled buffer, or, when the read brought more than one piece, {@link #gathered}.
+   * the read's pooled buffer, or a pooled buffer the pieces were copied into ({@link #gathered}).
    */
   private ByteBuf pending;
   /** {@link #pending} is a pooled buffer of this connection's own, the pieces copied into it. */
@@ -247,7 +248,7 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
       }
       if (content.isReadable()) {
         if (pending == null) {
-          pending = content.retain(); // the decoder's slice of the read's buffer, not a copy
+          pending = own(content);
         } else {
           gather(content);
         }
@@ -271,6 +272,24 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
         l.onEnd(reusable);
       }
     }
+  }
+
+  /**
+   * The first piece of a read, to hand on: the decoder's slice of the read's buffer itself, not a
+   * copy, when the piece fills at least half of that buffer; otherwise a pooled copy of its own size.
+   * A chunk waiting in a slow client's write queue holds the whole buffer it was sliced from: with
+   * slices of every size, 500 clients that read nothing, on a stream of small events, held 88 MiB of
+   * direct memory against 40 with copies.
+   */
+  private ByteBuf own(ByteBuf content) {
+    ByteBuf whole = content.unwrap();
+    if (whole == null || 2L * content.readableBytes() >= whole.capacity()) {
+      return content.retain();
+    }
+    ByteBuf copy = channel.alloc().directBuffer(content.readableBytes() + decoder.undecodedBytes());
+    copy.writeBytes(content);
+    gathered = true; // further pieces of this read are appended to it
+    return copy;
   }
 
   /**
