@@ -33,9 +33,9 @@ import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
 
 /**
- * What the backend sends is forwarded in the pooled buffers it was read into, not copied
- * ({@code UpstreamConnection}), and each one goes back to the pool once its write to the client
- * completed or failed. This checks that none is lost, on every path a chunk takes: a stream and a
+ * What the backend sends is forwarded in pooled buffers ({@code UpstreamConnection}: the read's own
+ * buffer, or a pooled copy of a small piece), and each one goes back to the pool once its write to
+ * the client completed or failed. This checks that none is lost, on every path a chunk takes: a stream and a
  * body read one piece per read and several pieces per read, over HTTP/1.1 and HTTP/2; a hedge's
  * held chunks; a client that goes away mid-stream; and a client that stops reading, so that chunks
  * wait in its write queue, and then goes away.
