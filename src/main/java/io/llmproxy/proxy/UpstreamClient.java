@@ -188,6 +188,7 @@ public final class UpstreamClient {
       }
       released = true;
       if (reusable && !closed && conn.connection.reusable()) {
+        conn.connection.idle();
         route.giveBack(conn);
       } else {
         conn.close();

@@ -141,14 +141,9 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     channel.writeAndFlush(full, channel.voidPromise());
   }
 
-  /**
-   * Stops reading from the backend until {@link #resume}. Only while an exchange reads: a pause that
-   * comes after its response ended (a hedged answer committed from {@link Listener#onEnd}, whose held
-   * bytes fill the client's write queue) has nothing left to hold back, and would leave the
-   * connection in the pool not reading.
-   */
+  /** Stops reading from the backend until {@link #resume}. */
   void pause() {
-    if (!paused && listener != null) {
+    if (!paused) {
       paused = true;
       channel.config().setAutoRead(false);
     }
@@ -166,6 +161,19 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     }
     flushPending();
     if (!paused && !closed) {
+      channel.config().setAutoRead(true);
+    }
+  }
+
+  /**
+   * Given back to the pool: a pause ends with the exchange that asked for it, and an idle connection
+   * reads. An exchange can pause as it ends (its last chunk, or a hedged answer committed from
+   * {@link Listener#onEnd}, fills the client's write queue); kept, that pause left the next exchange
+   * on the connection never hearing its answer.
+   */
+  void idle() {
+    if (paused) {
+      paused = false;
       channel.config().setAutoRead(true);
     }
   }
@@ -247,8 +255,8 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
         return;
       }
       if (content.isReadable()) {
-        if (pending == null) {
-          pending = own(content);
+        if (pending == null && fillsItsBuffer(content)) {
+          pending = content.retain(); // the decoder's slice of the read's buffer, not a copy
         } else {
           gather(content);
         }
@@ -262,47 +270,37 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
             && requestWritten() && (held == null || held.isEmpty()) && reusable();
         listener = null;
         head = null;
-        if (paused && reusable) {
-          // The last chunk filled the client's write queue and paused the read: that pause was this
-          // exchange's. The connection goes back to the pool reading, or the next exchange on it
-          // would never hear its answer.
-          paused = false;
-          channel.config().setAutoRead(true);
-        }
         l.onEnd(reusable);
       }
     }
   }
 
   /**
-   * The first piece of a read, to hand on: the decoder's slice of the read's buffer itself, not a
-   * copy, when the piece fills at least half of that buffer; otherwise a pooled copy of its own size.
-   * A chunk waiting in a slow client's write queue holds the whole buffer it was sliced from: with
-   * slices of every size, 500 clients that read nothing, on a stream of small events, held 88 MiB of
-   * direct memory against 40 with copies.
+   * Whether a piece fills at least half of the read's buffer, and goes on as a slice of it, not a
+   * copy. A chunk waiting in a slow client's write queue holds the whole buffer it was sliced from:
+   * with slices of every size, 500 clients that read nothing, on a stream of small events, held 88 MiB
+   * of direct memory against 40 with copies.
    */
-  private ByteBuf own(ByteBuf content) {
+  private static boolean fillsItsBuffer(ByteBuf content) {
     ByteBuf whole = content.unwrap();
-    if (whole == null || 2L * content.readableBytes() >= whole.capacity()) {
-      return content.retain();
-    }
-    ByteBuf copy = channel.alloc().directBuffer(content.readableBytes() + decoder.undecodedBytes());
-    copy.writeBytes(content);
-    gathered = true; // further pieces of this read are appended to it
-    return copy;
+    return whole == null || 2L * content.readableBytes() >= whole.capacity();
   }
 
   /**
-   * A second piece from the same read (a loop that fell behind, or a body split by the decoder):
-   * the pieces are copied into one pooled buffer, sized for the whole read (grown piece by piece, it
-   * doubled each time), so that they still leave in one write.
+   * Copies a piece into a pooled buffer of the connection's own, sized for the rest of the read (grown
+   * piece by piece, it doubled each time): a small piece (one event in a larger buffer), or a further
+   * piece of the same read (a loop that fell behind, or a body split by the decoder), so that the
+   * read's pieces still leave in one write.
    */
   private void gather(ByteBuf content) {
     if (!gathered) {
       ByteBuf first = pending;
-      pending = channel.alloc().directBuffer(first.readableBytes() + content.readableBytes() + decoder.undecodedBytes());
-      pending.writeBytes(first);
-      first.release();
+      int firstBytes = first == null ? 0 : first.readableBytes();
+      pending = channel.alloc().directBuffer(firstBytes + content.readableBytes() + decoder.undecodedBytes());
+      if (first != null) {
+        pending.writeBytes(first);
+        first.release();
+      }
       gathered = true;
     }
     pending.writeBytes(content);
