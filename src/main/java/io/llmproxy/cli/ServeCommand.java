@@ -50,8 +50,9 @@ public final class ServeCommand implements Callable<Integer> {
     Termination termination = Termination.install(() -> {
       Gateway g = started.getNow(null);
       if (g != null) {
+        // up to the drain time for requests, then as long again for the webhook's spool
         g.shutdown(cfg.drainTimeout()).toCompletionStage().toCompletableFuture()
-            .get(cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
+            .get(2 * cfg.drainTimeout().toMillis() + 10_000, TimeUnit.MILLISECONDS);
       }
     });
     exitZeroOnTerm();

@@ -371,10 +371,7 @@ public final class Gateway {
             : null);
     if (access.quotas() != null) {
       // quota counters reach the disk at least once a second (SPEC §9), off the event loops
-      quotaFlushTimer = vertx.setPeriodic(1000, id -> vertx.executeBlocking(() -> {
-        access.quotas().flush();
-        return null;
-      }, false));
+      quotaFlushTimer = vertx.setPeriodic(1000, id -> writeQuotas());
     }
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
@@ -568,7 +565,7 @@ public final class Gateway {
     readiness.draining();
     health.stop();
     models.stop();
-    vertx.cancelTimer(quotaFlushTimer);
+    // The quota counters keep reaching the disk every second while requests drain.
     PerEventLoop<GatewayVerticle> s = servers;
     Future<Void> undeploy = Future.succeededFuture();
     if (s != null) { // null after a start that failed: nothing was served, nothing to say
@@ -581,6 +578,7 @@ public final class Gateway {
     Promise<Void> done = Promise.promise();
     undeploy
         .eventually(probeClient::close)
+        .eventually(this::flushQuotas)
         .eventually(() -> flushUsage(drain))
         .onComplete(ar -> vertx.close().onComplete(closed -> {
           closeStore();
@@ -590,6 +588,27 @@ public final class Gateway {
         }));
     f = done.future();
     return stopping.compareAndSet(null, f) ? f : stopping.get();
+  }
+
+  /**
+   * After the last request, its quota counts go to the store before the webhook's drain, which may
+   * take as long again: a hook that gives up waiting, or a SIGKILL at the end of a grace period, then
+   * loses no count.
+   */
+  private Future<Void> flushQuotas() {
+    vertx.cancelTimer(quotaFlushTimer);
+    return access.quotas() == null ? Future.succeededFuture() : writeQuotas().recover(e -> {
+      LOG.error("could not write the quota counters after the drain", e);
+      return Future.succeededFuture();
+    });
+  }
+
+  /** The quota counters changed since the last write go to the store, off the event loops. */
+  private Future<Void> writeQuotas() {
+    return vertx.executeBlocking(() -> {
+      access.quotas().flush();
+      return null;
+    }, false);
   }
 
   /** Each request's usage event: to the recorder (store totals, the webhook's spool); null without a store. */

@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import io.llmproxy.auth.ApiKey;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.store.QuotaCounter;
 import io.llmproxy.testing.Load;
 import io.llmproxy.testing.MutableClock;
 import io.llmproxy.testing.ScriptedBackend;
@@ -15,6 +16,8 @@ import io.llmproxy.testing.TestClient.Event;
 import io.llmproxy.testing.TestClient.Response;
 import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
+import io.llmproxy.testing.WebhookReceiver;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
@@ -300,5 +303,36 @@ class QuotaTest {
     assertQuotaRefusal(chat(DAILY, 10), "50400");
     clock.set("2026-01-15T00:00:00Z");
     assertThat(chat(DAILY, 10).status()).isEqualTo(200);
+  }
+
+  @Test
+  void countsOfRequestsThatEndWhileDrainingReachTheStoreBeforeTheWebhookGivesUp() {
+    Vertx hookVertx = Vertx.vertx();
+    try {
+      WebhookReceiver hook = WebhookReceiver.start(hookVertx).failWith(503);
+      String yaml = YAML.replace("${BACKEND}", "${SIM0}")
+          + "usage_hook: {enabled: true, url: \"" + hook.url() + "\", timeout: 1s, retry: 2}\n";
+      gw = TestGateway.builder(yaml).vars(Map.of("DATA", dataDir.toString())).clock(clock)
+          .start(SIM.withTtft(Duration.ofMillis(500)));
+      Future<Response> pending = gw.client.sendAsync(HttpMethod.POST, "/v1/chat/completions",
+          Buffer.buffer(body(10, false, null)), "authorization", "Bearer " + DAILY);
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(0).size() == 1);
+
+      // The webhook refuses every event, so after the drain the gateway waits the drain time again
+      // for it: the counts must not wait for the very end.
+      Future<Void> stopping = gw.gateway.shutdown(Duration.ofSeconds(4));
+      Response r = TestGateway.await(pending);
+      assertThat(r.status()).as(r.text()).isEqualTo(200);
+      String id = key(DAILY).id();
+      await().atMost(Duration.ofSeconds(2)).untilAsserted(() -> {
+        QuotaCounter c = gw.gateway.store().quotaCounters().get(id);
+        assertThat(c).isNotNull();
+        assertThat(c.used()).isEqualTo(totalTokens(r));
+      });
+      assertThat(stopping.isComplete()).as("still waiting for the webhook").isFalse();
+      TestGateway.await(stopping);
+    } finally {
+      TestGateway.await(hookVertx.close());
+    }
   }
 }
