@@ -2,14 +2,17 @@ package io.llmproxy.auth;
 
 import io.llmproxy.config.ApiKeyConfig.KeyStatus;
 import io.llmproxy.config.AuthConfig;
+import io.llmproxy.config.IpLiterals;
 import io.llmproxy.config.KeyLimits;
 import io.llmproxy.config.QuotaPeriod;
 import io.llmproxy.routing.Glob;
 import io.llmproxy.store.StoredKey;
 import io.netty.handler.ipfilter.IpFilterRuleType;
 import io.netty.handler.ipfilter.IpSubnetFilterRule;
+import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,15 +44,14 @@ public final class ApiKey {
   }
 
   /**
-   * A CIDR block or a single address (already validated as a literal, so no name is looked up). An
-   * IPv4-mapped IPv6 address ({@code ::ffff:10.0.0.1}, {@code ::ffff:0:0/96}) is the IPv4 address it
-   * maps, as Java and the client's address see it.
+   * A CIDR block or a single address, parsed as it was validated ({@link IpLiterals}: a literal, so no
+   * name is looked up). An IPv4-mapped IPv6 address ({@code ::ffff:10.0.0.1}, {@code ::ffff:0:0/96})
+   * is the IPv4 address it maps, as Java and the client's address see it.
    */
   static IpSubnetFilterRule rule(String cidr) {
     String s = cidr.strip();
     int slash = s.indexOf('/');
-    String address = slash < 0 ? s : s.substring(0, slash);
-    byte[] bytes = io.netty.util.NetUtil.createByteArrayFromIpAddressString(address);
+    byte[] bytes = IpLiterals.parse(slash < 0 ? s : s.substring(0, slash));
     if (bytes == null) {
       throw new IllegalArgumentException("'" + cidr + "' is not an IP address or CIDR block");
     }
@@ -58,21 +60,16 @@ public final class ApiKey {
     if (prefix < 0 || prefix > bits) {
       throw new IllegalArgumentException("'" + cidr + "' has a bad prefix length; it must be 0.." + bits);
     }
-    if (bytes.length == 16 && isIpv4Mapped(bytes)) {
-      // Java makes a mapped address an Inet4Address: the rule must be an IPv4 one
-      String v4 = (bytes[12] & 0xff) + "." + (bytes[13] & 0xff) + "." + (bytes[14] & 0xff) + "." + (bytes[15] & 0xff);
-      return new IpSubnetFilterRule(v4, Math.max(0, prefix - 96), IpFilterRuleType.ACCEPT);
+    InetAddress address;
+    try {
+      address = InetAddress.getByAddress(bytes); // a mapped address comes back as an Inet4Address
+    } catch (UnknownHostException e) {
+      throw new IllegalArgumentException("'" + cidr + "' is not an IP address or CIDR block", e);
+    }
+    if (bytes.length == 16 && address instanceof Inet4Address) {
+      prefix = Math.max(0, prefix - 96);
     }
     return new IpSubnetFilterRule(address, prefix, IpFilterRuleType.ACCEPT);
-  }
-
-  private static boolean isIpv4Mapped(byte[] b) {
-    for (int i = 0; i < 10; i++) {
-      if (b[i] != 0) {
-        return false;
-      }
-    }
-    return b[10] == (byte) 0xff && b[11] == (byte) 0xff;
   }
 
   private static KeyLimits merge(KeyLimits base, KeyLimits override) {

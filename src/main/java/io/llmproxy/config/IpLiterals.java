@@ -20,7 +20,7 @@ public final class IpLiterals {
     String s = text.strip();
     int slash = s.indexOf('/');
     String address = slash < 0 ? s : s.substring(0, slash);
-    byte[] bytes = address.contains(":") ? parseIpv6(address) : parseIpv4(address);
+    byte[] bytes = parse(address);
     if (bytes == null) {
       boolean looksLikeName = address.chars().anyMatch(Character::isLetter) && !address.contains(":");
       throw new IllegalArgumentException("'" + s + "' is not an IP address or CIDR block"
@@ -35,6 +35,14 @@ public final class IpLiterals {
         throw new IllegalArgumentException("'" + s + "' has a bad prefix length; it must be 0.." + max);
       }
     }
+  }
+
+  /**
+   * The 4 or 16 bytes of an IPv4 or IPv6 address literal, or null: the same parser as {@link
+   * #checkAddressOrCidr}, so what passes validation is what the rules are built from.
+   */
+  public static byte[] parse(String address) {
+    return address.contains(":") ? parseIpv6(address) : parseIpv4(address);
   }
 
   /** The 4 bytes of a dotted-quad IPv4 address, or null. Leading zeros are refused (octal is ambiguous). */

@@ -273,6 +273,17 @@ class AdminApiTest {
   }
 
   @Test
+  void ipv6AddressesWithADottedTailAreRulesLikeAnyOther() {
+    // Netty's parser takes a dotted tail only after ::ffff: or zeros; these passed validation and then
+    // failed to build (a 500 here, a key dropped at start from the config file)
+    for (String rule : List.of("64:ff9b::192.0.2.1", "::ffff:0:1.2.3.4/128", "64:ff9b::/96")) {
+      Response r = admin(HttpMethod.POST, "/admin/api-keys", "{\"allowed_ips\": [\"" + rule + "\"]}");
+      assertThat(r.status()).as(rule + ": " + r.text()).isEqualTo(201);
+      assertError(chat(r.json().getString("key")), 403, "ip_not_allowed");
+    }
+  }
+
+  @Test
   void allowedModelsSetThroughTheApiAreEnforced() {
     JsonObject created = createKey("{\"allowed_models\": [\"llama-*\"]}");
     String secret = created.getString("key");

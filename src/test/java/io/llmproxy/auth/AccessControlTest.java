@@ -14,6 +14,7 @@ import io.llmproxy.limits.RateLimits;
 import io.llmproxy.metrics.GatewayMetrics;
 import io.llmproxy.store.EmbeddedStore;
 import io.llmproxy.testing.ManualTimeMeter;
+import java.net.InetAddress;
 import java.time.Clock;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -55,5 +56,22 @@ class AccessControlTest {
       assertThat(access.admit("Bearer sk-test-other-key-00001", () -> null).error())
           .isEqualTo(OpenAiError.RATE_LIMIT_EXCEEDED);
     }
+  }
+
+  @Test
+  void addressRulesMatchWhatTheyWrite() throws Exception {
+    assertThat(matches("64:ff9b::/96", "64:ff9b::c000:201")).isTrue();
+    assertThat(matches("64:ff9b::/96", "64:ff9c::c000:201")).isFalse();
+    assertThat(matches("64:ff9b::192.0.2.1", "64:ff9b::c000:201")).isTrue();
+    assertThat(matches("::ffff:0:0/96", "10.1.2.3")).isTrue();
+    assertThat(matches("::ffff:10.0.0.0/104", "10.1.2.3")).isTrue();
+    assertThat(matches("::ffff:10.0.0.0/104", "11.1.2.3")).isFalse();
+    assertThat(matches("10.0.1.0/24", "10.0.1.77")).isTrue();
+    assertThat(matches("10.0.1.0/24", "10.0.2.1")).isFalse();
+    assertThat(matches("fd00::/8", "fd12::1")).isTrue();
+  }
+
+  private static boolean matches(String rule, String address) throws Exception {
+    return ApiKey.matchesAny(List.of(ApiKey.rule(rule)), InetAddress.getByName(address));
   }
 }
