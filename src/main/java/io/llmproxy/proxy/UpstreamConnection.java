@@ -95,6 +95,8 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   private boolean gathered;
   /** Closed, or closing: set when the close starts, not when the socket is gone. */
   private boolean closed;
+  /** The socket closed while messages decoded before it were held by a pause: reported on resume. */
+  private boolean closedWhilePaused;
   private Runnable closeHandler;
 
   UpstreamConnection(Channel channel, UpstreamResponseDecoder decoder) {
@@ -115,7 +117,9 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
    * accounts for (a backend that sent more than its response, after the exchange ended).
    */
   boolean reusable() {
-    return !closed && !decoder.hasUndecodedBytes();
+    // isActive: a body that ends at the backend's close is complete (the decoder ends it from its
+    // channelInactive) before this handler hears of the close
+    return !closed && channel.isActive() && !decoder.hasUndecodedBytes();
   }
 
   /** Runs once, when the connection closes (either side). */
@@ -149,7 +153,10 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** Reads again: first what was decoded while paused, then from the socket. */
+  /**
+   * Reads again: first what was decoded while paused, then from the socket. A close that came while
+   * paused is reported after what was decoded before it, or not at all if that ended the response.
+   */
   void resume() {
     if (!paused) {
       return;
@@ -160,7 +167,10 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
       deliver(msg);
     }
     flushPending();
-    if (!paused && !closed) {
+    if (!paused && closedWhilePaused) {
+      closedWhilePaused = false;
+      reportClose();
+    } else if (!paused && !closed) {
       channel.config().setAutoRead(true);
     }
   }
@@ -369,17 +379,28 @@ public final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     closed = true;
-    flushPending(); // what arrived before the close was sent; the cut is reported after it
-    Listener l = listener;
-    listener = null;
-    dropUnsent();
-    if (l != null) {
-      l.onError(new ClosedChannelException());
+    if (paused && listener != null && held != null && !held.isEmpty()) {
+      // The backend sent more (perhaps the rest of the response, as a body that ends at the close
+      // does) while the client was slow: it goes on when the client drains, then the close counts.
+      closedWhilePaused = true;
+    } else {
+      flushPending(); // what arrived before the close was sent; the cut is reported after it
+      reportClose();
     }
     if (closeHandler != null) {
       Runnable h = closeHandler;
       closeHandler = null;
       h.run();
+    }
+  }
+
+  /** The connection closed: an exchange still under way hears of it, and what was not handed on goes. */
+  private void reportClose() {
+    Listener l = listener;
+    listener = null;
+    dropUnsent();
+    if (l != null) {
+      l.onError(new ClosedChannelException());
     }
   }
 

@@ -6,11 +6,14 @@ import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.config.GatewayConfig;
 import io.llmproxy.routing.Backend;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.codec.http.DefaultHttpRequest;
+import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpRequestEncoder;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpVersion;
 import io.vertx.core.Context;
@@ -21,6 +24,9 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.net.NetServer;
 import io.vertx.core.net.SelfSignedCertificate;
 import java.io.File;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -183,6 +189,64 @@ class UpstreamConnectionTest {
     assertThat(after.error()).isNull();
     assertThat(after.body()).isEqualTo("ok");
     assertThat(connections[0]).as("every exchange reused the first one's connection").isEqualTo(1);
+  }
+
+  @Test
+  void aBodyThatEndsAtTheBackendsCloseEndsTheExchangeAndTheConnection() throws Exception {
+    // HTTP/1.1 with neither a length nor chunks: the body ends when the backend closes. It is a
+    // complete answer, and its connection is not given back to the pool.
+    int port = raw("HTTP/1.1 200 OK\r\n\r\nall of it", true);
+    Heard h = exchange(client(null), backend("http://127.0.0.1:" + port));
+    assertThat(h.error()).isNull();
+    assertThat(h.body()).isEqualTo("all of it");
+    assertThat(h.reusable()).isFalse();
+  }
+
+  @Test
+  void aResponseThatEndsWhilePausedIsHeardWholeThoughTheBackendClosedMeanwhile() {
+    // A slow client paused the read; the backend then sent the rest and closed (Connection: close,
+    // or a body that ends at the close). Decoded while paused, the rest waits for the client: the
+    // close must not throw it away and fail an answer that arrived whole.
+    for (String head : List.of("HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n",
+        "HTTP/1.0 200 OK\r\n\r\n")) {
+      UpstreamResponseDecoder decoder = new UpstreamResponseDecoder(new HttpDecoderConfig());
+      EmbeddedChannel ch = new EmbeddedChannel();
+      UpstreamConnection conn = new UpstreamConnection(ch, decoder);
+      ch.pipeline().addLast(decoder, new HttpRequestEncoder(), conn);
+      StringBuilder body = new StringBuilder();
+      List<Object> ends = new ArrayList<>();
+      conn.send(new DefaultHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET, "/"), Unpooled.EMPTY_BUFFER,
+          new UpstreamConnection.Listener() {
+            @Override
+            public void onHead(HttpResponse r) {}
+
+            @Override
+            public void onContent(Buffer chunk) {
+              body.append(chunk.toString());
+              if (body.length() == 5) {
+                conn.pause(); // the client's write queue is full
+              }
+            }
+
+            @Override
+            public void onEnd(boolean reusable) {
+              ends.add(reusable);
+            }
+
+            @Override
+            public void onError(Throwable cause) {
+              ends.add(cause);
+            }
+          });
+      ch.writeInbound(Unpooled.copiedBuffer(head + "12345", StandardCharsets.US_ASCII));
+      ch.writeInbound(Unpooled.copiedBuffer("67890", StandardCharsets.US_ASCII));
+      ch.close();
+      assertThat(ends).as(head).isEmpty();
+      conn.resume(); // the client drained
+      assertThat(body.toString()).as(head).isEqualTo("1234567890");
+      assertThat(ends).as(head).containsExactly(false);
+      ch.finishAndReleaseAll();
+    }
   }
 
   // ---- helpers
