@@ -302,11 +302,11 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
 
   void resume() {
     if (response != null && !isDone()) {
-      lease.connection().resume();
       paused = false;
       if (idle != null) {
         idle.resume(System.nanoTime());
       }
+      lease.connection().resume(); // what it held may fill the client's queue and pause it again
     }
   }
 
