@@ -382,12 +382,13 @@ final class ClientExchange implements Downstream {
       out.set(X_HEDGED, "true");
     }
     services.access().rateLimitHeaders(key, out);
-    if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
-      resp.setChunked(true);
-    }
     sseResponse = dispatch.winnerIsEventStream();
     if (stripUsage && sseResponse && status / 100 == 2) {
       usageFilter = new UsageChunkFilter();
+      out.remove(HttpHeaders.CONTENT_LENGTH); // the usage event it takes out makes the body shorter
+    }
+    if (!out.contains(HttpHeaders.CONTENT_LENGTH)) {
+      resp.setChunked(true);
     }
   }
 

@@ -17,6 +17,7 @@ import io.llmproxy.testing.TestClient.Streamed;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -204,6 +205,33 @@ class UsageAccountingTest {
         gw.close();
         gw = null;
       }
+      TestGateway.await(vertx.close());
+    }
+  }
+
+  @Test
+  void aStreamWhoseUsageEventIsTakenOutGoesChunkedThoughTheBackendGaveItsLength() {
+    // The client did not ask for usage, so the gateway takes the usage event out: the backend's
+    // content-length no longer holds, and passed on, it left the client waiting for bytes that never
+    // came (and an HTTP/1.1 client reading its next response as the rest of this one).
+    String content = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    String usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n";
+    String done = "data: [DONE]\n\n";
+    Vertx vertx = Vertx.vertx();
+    try {
+      HttpServer backend = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b ->
+          req.response().putHeader("content-type", "text/event-stream").end(content + usage + done)));
+      int port = TestGateway.await(backend.listen(0, "127.0.0.1")).actualPort();
+      gw = TestGateway.builder(YAML.replace("${BACKEND}", "http://127.0.0.1:" + port))
+          .vars(Map.of("DATA", dataDir.toString())).clock(clock).start();
+      for (int i = 0; i < 2; i++) { // the second on the first one's connection
+        Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m", true), "authorization", "Bearer " + KEY);
+        assertThat(s.status()).isEqualTo(200);
+        assertThat(s.headers().get("content-length")).isNull();
+        assertThat(s.text()).isEqualTo(content + done);
+      }
+      awaitTotal(2, 6, 2);
+    } finally {
       TestGateway.await(vertx.close());
     }
   }
