@@ -28,7 +28,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 
@@ -260,8 +259,9 @@ public final class LoadGenerator {
       pool.lease(endpoint, CONNECT_TIMEOUT_MS).onComplete(ar -> {
         if (ar.failed()) {
           Throwable t = ar.cause();
-          failed(into, t instanceof TimeoutException || t instanceof ConnectTimeoutException ? "timeout" : "connect",
-              then, true);
+          boolean timedOut = t instanceof ConnectTimeoutException
+              || (t instanceof UpstreamClient.PoolLimitException p && p.waitedOut());
+          failed(into, timedOut ? "timeout" : "connect", then, true);
           return;
         }
         new Exchange(ar.result(), start, into, then).send();

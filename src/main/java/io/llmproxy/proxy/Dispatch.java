@@ -269,6 +269,9 @@ public final class Dispatch {
    * it (the first attempt, a retry) a tried one may come again when no other is left.
    */
   private boolean launch(java.util.function.Predicate<Backend> prefer, boolean asHedge) {
+    if (finished) {
+      return false; // the attempt before failed at once (a full pool) and ended the dispatch
+    }
     RoutePlan.Pick pick = prefer == null ? plan.next() : plan.next(prefer);
     if (pick == null) {
       return false;
@@ -574,6 +577,7 @@ public final class Dispatch {
 
   private static boolean isTimeout(Throwable t) {
     return t instanceof TimeoutException || t instanceof ConnectTimeoutException
+        || (t instanceof UpstreamClient.PoolLimitException p && p.waitedOut())
         || (t != null && t.getMessage() != null && t.getMessage().contains("timed out"));
   }
 
@@ -583,6 +587,7 @@ public final class Dispatch {
     return switch (f) {
       case CONNECT -> t instanceof UpstreamClient.NoSocketException
           ? "The gateway could not open a connection to backend " + name + " (it is out of sockets)."
+          : t instanceof UpstreamClient.PoolLimitException ? t.getMessage()
           : "Backend " + name + (isTimeout(t) ? " did not accept the connection in time."
               : t instanceof ConnectException ? " refused the connection." : " could not be reached.");
       case RESET -> "Backend " + name + " closed the connection.";

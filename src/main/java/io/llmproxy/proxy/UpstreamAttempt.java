@@ -346,7 +346,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     cause = t;
     end(State.FAILED);
     reset();
-    if (t instanceof UpstreamClient.NoSocketException) {
+    if (t instanceof UpstreamClient.NoSocketException || t instanceof UpstreamClient.PoolLimitException) {
       backend.abandoned(canary && !healthReported); // the gateway's own shortage, not the backend's
     } else {
       backend.failed(switch (failure) {

@@ -39,7 +39,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import javax.net.ssl.SSLException;
 
 /**
@@ -160,6 +159,25 @@ public final class UpstreamClient {
   public static final class NoSocketException extends IOException {
     NoSocketException(Backend backend, Throwable cause) {
       super("no socket to " + backend.name() + " could be opened: " + Throwables.rootMessage(cause), cause);
+    }
+  }
+
+  /**
+   * The pool's own limits refused a lease: no connection became free within the wait
+   * ({@code upstream.max_connections_per_backend}), or too many requests wait already
+   * ({@code upstream.max_wait_queue}). The backend was never asked, so its health does not count this.
+   */
+  public static final class PoolLimitException extends IOException {
+    private final boolean waitedOut;
+
+    PoolLimitException(String message, boolean waitedOut) {
+      super(message);
+      this.waitedOut = waitedOut;
+    }
+
+    /** It waited for a connection to the end of the connect timeout (else the wait queue was full). */
+    public boolean waitedOut() {
+      return waitedOut;
     }
   }
 
@@ -348,15 +366,16 @@ public final class UpstreamClient {
         return connect(connectTimeoutMs);
       }
       if (maxWaiters >= 0 && waiters.size() >= maxWaiters) {
-        return Future.failedFuture(new IllegalStateException("Connection pool reached max wait queue size of "
-            + maxWaiters));
+        return Future.failedFuture(new PoolLimitException("Too many requests wait for a connection to backend "
+            + backend.name() + " (upstream.max_wait_queue: " + maxWaiters + ").", false));
       }
       Waiter w = new Waiter(connectTimeoutMs);
       waiters.addLast(w);
       w.timer = vertx.setTimer(Math.max(1, connectTimeoutMs), id -> {
         if (waiters.remove(w)) {
-          w.promise.tryFail(new TimeoutException("no connection to " + backend.name() + " became free within "
-              + connectTimeoutMs + " ms (upstream.max_connections_per_backend)"));
+          w.promise.tryFail(new PoolLimitException("No connection to backend " + backend.name()
+              + " became free within " + connectTimeoutMs + " ms (upstream.max_connections_per_backend: "
+              + maxPerBackend + ").", true));
         }
       });
       return w.promise.future();

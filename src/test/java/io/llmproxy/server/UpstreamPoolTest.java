@@ -3,6 +3,7 @@ package io.llmproxy.server;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.TestClient;
@@ -91,7 +92,31 @@ class UpstreamPoolTest {
       assertThat(rs).filteredOn(r -> r.status() == 200).hasSizeBetween(1, 2);
       assertThat(rs).filteredOn(r -> r.status() == 504).allSatisfy(r ->
           assertThat(r.json().getJsonObject("error").getString("code")).isEqualTo("upstream_timeout"));
-      assertThat(rs).filteredOn(r -> r.status() == 504).hasSizeGreaterThanOrEqualTo(4);
+      assertThat(rs).filteredOn(r -> r.status() == 504).hasSizeGreaterThanOrEqualTo(4).allSatisfy(r ->
+          assertThat(r.text()).contains("No connection to backend").contains("max_connections_per_backend"));
+      // the gateway's own limit, not the backend's failure: four of them would have ejected it
+      assertThat(gw.gateway.router().backends().get(0).passive().state()).isEqualTo(PassiveHealth.State.HEALTHY);
+    }
+  }
+
+  @Test
+  void aRequestBeyondTheWaitQueueGets502AndTheBackendIsNotBlamed() {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}"
+            upstream: {max_connections_per_backend: 2, max_wait_queue: 0}
+            routing:
+              retry: {enabled: false}
+            health_check: {enabled: false}
+            """, FAST.withTtft(Duration.ofSeconds(1)))) {
+      List<Response> rs = concurrently(gw, 7);
+      assertThat(rs).filteredOn(r -> r.status() == 200).hasSizeBetween(1, 2);
+      assertThat(rs).filteredOn(r -> r.status() == 502).hasSizeGreaterThanOrEqualTo(5).allSatisfy(r -> {
+        assertThat(r.json().getJsonObject("error").getString("code")).isEqualTo("upstream_error");
+        assertThat(r.text()).contains("Too many requests wait for a connection").contains("max_wait_queue: 0");
+      });
+      assertThat(gw.gateway.router().backends().get(0).passive().state()).isEqualTo(PassiveHealth.State.HEALTHY);
+      assertThat(gw.posts(0)).as("only the requests that had a connection reached the backend").hasSizeBetween(1, 2);
     }
   }
 }
