@@ -1,6 +1,7 @@
 package io.llmproxy.server;
 
 import io.llmproxy.api.DeclaredLength;
+import io.llmproxy.api.Disconnect;
 import io.llmproxy.api.LingeringClose;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.auth.AccessControl;
@@ -454,7 +455,9 @@ final class ClientExchange implements Downstream {
   private void disconnectSlowClient(long timeoutMs) {
     clientGone("client_send_timeout: the client took none of the response for " + timeoutMs
         + " ms (limits.client_send_timeout)", CancelReason.CLIENT_DISCONNECT);
-    resp.reset();
+    if (!Disconnect.now(req.connection())) {
+      resp.reset(); // HTTP/2: this stream only
+    }
   }
 
   private void cancelSendTimer() {

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.Disconnect;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerRequest;
@@ -69,7 +70,11 @@ final class ClientKeepAlive {
     });
     for (HttpConnection connection : expired) {
       connections.remove(connection);
-      connection.close();
+      // A response still queued this long after it ended is one the client does not read: a
+      // graceful close would wait behind it for as long as the client stays connected.
+      if (!Disconnect.ifQueued(connection)) {
+        connection.close();
+      }
     }
   }
 

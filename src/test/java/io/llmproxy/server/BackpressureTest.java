@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TcpState;
 import io.llmproxy.testing.TestGateway;
 import io.vertx.core.Context;
 import io.vertx.core.Promise;
@@ -142,11 +143,28 @@ class BackpressureTest {
         """.formatted(limits)).vars(Map.of("FLOOD", flood.url())).captureAccessLog().start();
   }
 
+  /**
+   * The gateway's end of the client's connection leaves ESTABLISHED: its socket is closed, though
+   * the client has read nothing (seen in the kernel's table of connections, where there is one).
+   */
+  private static void awaitGatewayClosed(TestGateway gw, PausedStream p) {
+    int clientPort = p.resp().request().connection().localAddress().port();
+    if (TcpState.available()) {
+      assertThat(TcpState.of(clientPort, gw.port())).as("the client's end").isEqualTo("ESTABLISHED");
+      await("the gateway closes its end while the client reads nothing").atMost(Duration.ofSeconds(5))
+          .until(() -> !TcpState.of(gw.port(), clientPort).equals("ESTABLISHED"));
+    }
+  }
+
   /** A streaming request whose response the client does not read yet. */
   private record PausedStream(HttpClientAgent http, Context context, HttpClientResponse resp, Buffer received,
       Promise<Void> end, Promise<Void> connectionClosed) {}
 
   private static PausedStream openPaused(TestGateway gw) {
+    return openPaused(gw, true);
+  }
+
+  private static PausedStream openPaused(TestGateway gw, boolean stream) {
     HttpClientAgent http = gw.vertx.createHttpClient(new HttpClientOptions()
         .setDefaultHost("127.0.0.1").setDefaultPort(gw.port()).setReceiveBufferSize(SOCKET_BUFFER));
     Context context = gw.vertx.getOrCreateContext();
@@ -156,7 +174,7 @@ class BackpressureTest {
     Promise<Void> connectionClosed = Promise.promise();
     context.runOnContext(v -> http.request(HttpMethod.POST, "/v1/chat/completions")
         .compose(req -> req.putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-            .send(TestClient.chat("m", true)))
+            .send(TestClient.chat("m", stream)))
         .onFailure(head::tryFail)
         .onSuccess(resp -> {
           resp.pause(); // the client reads nothing for now
@@ -223,8 +241,8 @@ class BackpressureTest {
   /**
    * A client that reads nothing more is disconnected after {@code limits.client_send_timeout}, and
    * the backend's request is cancelled with it: it does not hold the backend until the total timeout.
-   * (The close itself waits behind the bytes already queued for the client, as Vert.x closes
-   * gracefully: the client sees it once it reads them.)
+   * The connection closes at once, not behind the bytes queued for the client (as Vert.x's own close
+   * would: a client that never reads would hold them, and the buffers they pin, for good).
    */
   @Test
   void aClientThatNeverReadsAgainIsDisconnectedAfterTheSendTimeoutAndTheBackendFreed() {
@@ -237,6 +255,7 @@ class BackpressureTest {
       long afterMs = (System.nanoTime() - stalled) / 1_000_000;
       assertThat(afterMs).as("ms from the stall to the cancel").isLessThan(3_000);
       assertThat(flood.ended).isFalse();
+      awaitGatewayClosed(gw, p);
       p.context().runOnContext(v -> p.resp().resume());
       await("the client, reading again, finds its connection closed").atMost(Duration.ofSeconds(10))
           .until(() -> p.connectionClosed().future().isComplete());
@@ -246,6 +265,40 @@ class BackpressureTest {
       assertThat(metrics).contains("llmproxy_cancelled_upstream_total{reason=\"client_disconnect\"} 1.0");
       assertThat(metrics).containsPattern("llmproxy_requests_total\\{[^}]*status=\"499\"[^}]*} 1.0");
       assertThat(gw.accessLog()).contains("client_send_timeout");
+      TestGateway.await(p.http().close());
+    }
+  }
+
+  /**
+   * A response can end with much of it still queued for the client: a hedged answer is held whole
+   * and then written at once. A client that reads none of it is cut off at the keep-alive timeout;
+   * a graceful close would wait behind those bytes for as long as the client stays connected.
+   */
+  @Test
+  void aResponseTheClientNeverReadsIsCutOffAtTheKeepAliveTimeout() {
+    Buffer big = Buffer.buffer("{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\""
+        + "x".repeat(12 << 20) + "\"}}]}");
+    HttpServer[] backends = new HttpServer[2];
+    String[] urls = new String[2];
+    for (int i = 0; i < 2; i++) {
+      backends[i] = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b ->
+          req.response().putHeader(HttpHeaders.CONTENT_TYPE, "application/json").end(big)));
+      urls[i] = "http://127.0.0.1:" + TestGateway.await(backends[i].listen(0, "127.0.0.1")).actualPort();
+    }
+    try (TestGateway gw = TestGateway.builder("""
+        backends:
+          - {url: "${A}", name: a}
+          - {url: "${B}", name: b}
+        routing:
+          hedge: {enabled: true, cold_start_race: true, min_samples: 1000, max_parallel: 2, budget_percent: 100}
+        limits: {client_keep_alive_timeout: 1s}
+        health_check: {enabled: false}
+        outlier_detection: {enabled: false}
+        """).vars(Map.of("A", urls[0], "B", urls[1])).start()) {
+      PausedStream p = openPaused(gw, false);
+      assertThat(p.resp().getHeader("x-llmproxy-hedged")).isEqualTo("true");
+      awaitGatewayClosed(gw, p);
+      assertThat(p.end().future().isComplete()).as("the client never had the whole body").isFalse();
       TestGateway.await(p.http().close());
     }
   }
