@@ -83,6 +83,8 @@ public final class WebhookDelivery implements AutoCloseable {
   private final Context context;
   private final Store store;
   private final URI url;
+  /** {@link #url} as the logs show it ({@link #forLogs}). */
+  private final String shownUrl;
   private final long timeoutMs;
   private final int retries;
   private final HttpClientAgent client;
@@ -134,6 +136,7 @@ public final class WebhookDelivery implements AutoCloseable {
     this.vertx = requireNonNull(vertx, "vertx");
     this.store = requireNonNull(store, "store");
     this.url = requireNonNull(requireNonNull(config, "config").url(), "usage_hook.url");
+    this.shownUrl = forLogs(url);
     this.timeoutMs = Math.max(1, requireNonNull(config.timeout(), "usage_hook.timeout").toMillis());
     this.retries = Math.max(0, config.retry());
     UsageMetrics metrics = new UsageMetrics(requireNonNull(registry, "registry"));
@@ -151,7 +154,7 @@ public final class WebhookDelivery implements AutoCloseable {
         new PoolOptions().setHttp1MaxSize(MAX_IN_FLIGHT));
     long waiting = spoolSize();
     if (waiting > 0) {
-      log.info("{} usage events in the spool from a previous run; delivering them to {}", waiting, url);
+      log.info("{} usage events in the spool from a previous run; delivering them to {}", waiting, shownUrl);
     }
     this.context = vertx.getOrCreateContext();
     context.runOnContext(v -> start());
@@ -345,7 +348,7 @@ public final class WebhookDelivery implements AutoCloseable {
           item.requestId(), status);
     } else if (!rejected && !outageLogged) {
       outageLogged = true;
-      log.warn("cannot deliver usage events to {} ({}); they stay in the spool, retrying with backoff", url, why);
+      log.warn("cannot deliver usage events to {} ({}); they stay in the spool, retrying with backoff", shownUrl, why);
     } else {
       log.debug("usage webhook still failing ({}); round {}", why, failedRounds + 1);
     }
@@ -478,5 +481,15 @@ public final class WebhookDelivery implements AutoCloseable {
       drains.clear();
       client.close();
     });
+  }
+
+  /**
+   * The webhook's URL without its user info and query, either of which may carry the receiver's
+   * secret ({@code usage_hook} has no header of its own for one): never logged.
+   */
+  static String forLogs(URI u) {
+    String port = u.getPort() < 0 ? "" : ":" + u.getPort();
+    String path = u.getRawPath() == null ? "" : u.getRawPath();
+    return u.getScheme() + "://" + u.getHost() + port + path + (u.getRawQuery() == null ? "" : "?...");
   }
 }

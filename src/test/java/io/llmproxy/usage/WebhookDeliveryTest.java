@@ -6,9 +6,14 @@ import static io.llmproxy.usage.UsageEvents.spoolGauge;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import io.llmproxy.config.UsageHookConfig;
 import io.llmproxy.store.EmbeddedStore;
 import io.llmproxy.store.Store;
+import io.llmproxy.testing.Logs;
 import io.llmproxy.testing.TestGateway;
 import io.llmproxy.testing.WebhookReceiver;
 import io.llmproxy.testing.WebhookReceiver.Received;
@@ -23,6 +28,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.slf4j.LoggerFactory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -49,9 +55,12 @@ class WebhookDeliveryTest {
 
   /** The production wiring: the recorder spools, and wakes the delivery after each commit. */
   private void startPipeline() {
+    startPipeline(URI.create(receiver.url()));
+  }
+
+  private void startPipeline(URI url) {
     recorder = new UsageRecorder(store, true, registry);
-    delivery = new WebhookDelivery(vertx, store,
-        new UsageHookConfig(true, URI.create(receiver.url()), Duration.ofSeconds(1), 2), registry);
+    delivery = new WebhookDelivery(vertx, store, new UsageHookConfig(true, url, Duration.ofSeconds(1), 2), registry);
     recorder.onAcknowledged(n -> delivery.wake());
   }
 
@@ -206,5 +215,27 @@ class WebhookDeliveryTest {
     assertThat(receiver.requestIds()).hasSize(20);
     assertThat(drainMs).as("no waiting out the backoff").isLessThan(WebhookDelivery.MAX_ROUND_BACKOFF.toMillis() / 2);
     System.out.println("drain after the webhook came back: " + drainMs + " ms");
+  }
+
+  @Test
+  void aSecretInTheWebhooksUrlIsNeverLogged() {
+    Logger logger = (Logger) LoggerFactory.getLogger(WebhookDelivery.class);
+    ListAppender<ILoggingEvent> logs = new ListAppender<>();
+    logs.start();
+    logger.addAppender(logs);
+    try {
+      URI plain = URI.create(receiver.url());
+      startPipeline(URI.create("http://hook-user:pass-s3cret@" + plain.getHost() + ":" + plain.getPort()
+          + "/usage?token=query-s3cret"));
+      receiver.failWith(503);
+      recorder.record(event("req-secret"));
+      await().atMost(Duration.ofSeconds(10)).until(() -> receiver.refused() >= 1
+          && Logs.snapshot(logs).stream().anyMatch(e -> e.getLevel() == Level.WARN));
+      List<String> lines = Logs.snapshot(logs).stream().map(ILoggingEvent::getFormattedMessage).toList();
+      assertThat(lines).isNotEmpty().noneMatch(l -> l.contains("s3cret") || l.contains("hook-user"));
+      assertThat(lines).anyMatch(l -> l.contains("http://" + plain.getHost() + ":" + plain.getPort() + "/usage?..."));
+    } finally {
+      logger.detachAppender(logs);
+    }
   }
 }
