@@ -17,8 +17,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * is let in while the key's count is below its quota, and the real tokens are counted when it ends,
  * so the count may pass the quota by what the requests already in flight at that moment use: the
  * overshoot is bounded by those requests, never by later ones. Counters are kept in memory and
- * written to the {@link Store} by {@link #flush}, which the gateway calls every second and at
- * shutdown; a restart reads them back.
+ * written to the {@link Store} with each commit of the usage events ({@link #stage}), and by {@link
+ * #flush}, which the gateway calls every second and at shutdown; a restart reads them back.
  */
 public final class Quotas {
   private final Store store;
@@ -120,6 +120,17 @@ public final class Quotas {
 
   /** Writes the counters changed since the last flush to the store, and commits. */
   public synchronized void flush() {
+    if (stage()) {
+      store.commit();
+    }
+  }
+
+  /**
+   * Writes the counters changed since the last write to the store, without committing: the usage
+   * recorder does this before each of its commits, so a request's usage event and its count become
+   * durable together. False when none had changed.
+   */
+  public synchronized boolean stage() {
     Map<String, QuotaCounter> dirty = new HashMap<>();
     counters.forEach((id, c) -> {
       if (c.dirty) {
@@ -127,9 +138,10 @@ public final class Quotas {
         dirty.put(id, new QuotaCounter(c.periodStart, c.used.get()));
       }
     });
-    if (!dirty.isEmpty()) {
-      store.putQuotaCounters(dirty);
-      store.commit();
+    if (dirty.isEmpty()) {
+      return false;
     }
+    store.putQuotaCounters(dirty);
+    return true;
   }
 }

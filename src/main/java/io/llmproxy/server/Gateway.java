@@ -139,6 +139,11 @@ public final class Gateway {
       throw e;
     }
     this.usage = store == null ? null : new UsageRecorder(store, config.usageHook().enabled(), metrics.registry());
+    if (usage != null && access.quotas() != null) {
+      // an acknowledged usage event's tokens are in the key's count on disk too, even after a kill -9
+      Quotas quotas = access.quotas();
+      usage.beforeEachCommit(quotas::stage);
+    }
     BodyScanner.warmUp();
   }
 

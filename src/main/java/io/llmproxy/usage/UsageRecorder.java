@@ -68,6 +68,8 @@ public final class UsageRecorder implements AutoCloseable {
   private final AtomicBoolean dropping = new AtomicBoolean();
   private final AtomicLong acknowledged = new AtomicLong();
   private final List<LongConsumer> listeners = new CopyOnWriteArrayList<>();
+  /** Writes more to the store before each commit ({@link #beforeEachCommit}). */
+  private volatile Runnable beforeCommit = () -> {};
   private final Counter recorded;
   private final Counter spooled;
   private final Counter dropped;
@@ -124,6 +126,15 @@ public final class UsageRecorder implements AutoCloseable {
   /** Events made durable so far, in the order they were recorded. */
   public long acknowledged() {
     return acknowledged.get();
+  }
+
+  /**
+   * Runs {@code write} on the writer thread before each group commit, so what it writes to the store
+   * is committed with the events (the quota counters, which the requests counted before their events
+   * were recorded). A failure of it is logged and does not hold back the events.
+   */
+  public void beforeEachCommit(Runnable write) {
+    this.beforeCommit = requireNonNull(write, "write");
   }
 
   /**
@@ -200,6 +211,11 @@ public final class UsageRecorder implements AutoCloseable {
         }
       }
       totals.forEach((k, t) -> store.addUsage(k.keyId(), k.day(), t[0], t[1], t[2]));
+      try {
+        beforeCommit.run();
+      } catch (RuntimeException ex) {
+        log.error("could not write alongside the usage events: {}", ex.toString(), ex);
+      }
       store.commit();
     } catch (RuntimeException ex) {
       // A store that fails a write (disk full, closed) will not take the batch on a second try
