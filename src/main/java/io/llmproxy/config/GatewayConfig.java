@@ -68,10 +68,23 @@ public record GatewayConfig(
     if (rateLimit.enabled() && rateLimit.storage() == RateLimitConfig.Storage.REDIS) {
       w.add("rate_limit.storage: redis is not supported yet; each gateway limits on its own (memory)");
     }
+    if (!rateLimit.enabled() && (limits(rateLimit.perKey()) || apiKeys.stream().anyMatch(k -> limits(k.rateLimit())))) {
+      w.add("per-key rate limits are set (rate_limit.per_key or api_keys[].rate_limit) but rate_limit.enabled is"
+          + " false: none of them is enforced");
+    }
     if (admin.enabled() && !auth.enabled()) {
       w.add("admin: the key endpoints need auth.enabled: true; /admin/api-keys answers 404 until then");
     }
     return w;
+  }
+
+  private static boolean limits(KeyLimits l) {
+    return l != null && (positive(l.requestsPerSecond()) || positive(l.requestsPerMinute())
+        || positive(l.tokensPerMinute()) || positive(l.maxConcurrent()));
+  }
+
+  private static boolean positive(Number n) {
+    return n != null && n.doubleValue() > 0;
   }
 
   /** {@code listen: ":8080"}; host {@code 0.0.0.0} when omitted, port 0 picks a free port. */

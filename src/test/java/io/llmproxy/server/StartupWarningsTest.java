@@ -7,6 +7,7 @@ import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.testing.Logs;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestGateway;
@@ -108,5 +109,25 @@ class StartupWarningsTest {
       assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("m", false)).status()).isEqualTo(200);
       assertThat(gw.posts(0)).hasSize(1);
     }
+  }
+
+  @Test
+  void perKeyRateLimitsWithRateLimitingOffAreNamedAsNotEnforced() throws Exception {
+    String warning = "per-key rate limits are set (rate_limit.per_key or api_keys[].rate_limit) but "
+        + "rate_limit.enabled is false: none of them is enforced";
+    String perKey = """
+        backends: [{url: "http://127.0.0.1:1"}]
+        rate_limit: {per_key: {requests_per_minute: 60}}
+        """;
+    String override = """
+        backends: [{url: "http://127.0.0.1:1"}]
+        auth: {enabled: true}
+        api_keys:
+          - {key: "sk-llmproxy-limited-001", rate_limit: {max_concurrent: 2}}
+        """;
+    assertThat(ConfigLoader.parse(perKey, name -> null).warnings()).containsExactly(warning);
+    assertThat(ConfigLoader.parse(override, name -> null).warnings()).containsExactly(warning);
+    assertThat(ConfigLoader.parse(perKey.replace("{per_key", "{enabled: true, per_key"), name -> null).warnings())
+        .isEmpty();
   }
 }
