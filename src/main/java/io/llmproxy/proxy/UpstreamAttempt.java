@@ -222,6 +222,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     }
     boolean first = scanner.feed(chunk);
     if (first) {
+      reportAnswered();
       firstTokenNanos = now;
       metrics.backendTtft(backend.name(), dispatch.modelLabel(), now - sentNanos);
       if (stream) {
@@ -249,6 +250,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     if (isDone()) {
       return;
     }
+    reportAnswered(); // an answer with no token in it (an empty body) counts at its end
     if (!stream && status() / 100 == 2) {
       recordLatency(LatencyStats.Kind.LATENCY, System.nanoTime() - sentNanos);
     }
@@ -331,7 +333,13 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     }
     if (!healthReported) {
       healthReported = true;
-      backend.abandoned(canary); // no outcome: a canary's slot is given back
+      if (reason == CancelReason.TIMEOUT && wasSent()) {
+        // the total timeout, and the backend had not answered (no first token): its timeout, which
+        // counts (a non-streaming request has no first-token timeout of its own)
+        backend.failed(PassiveHealth.Failure.TIMEOUT, 0, canary);
+      } else {
+        backend.abandoned(canary); // no outcome: a canary's slot is given back
+      }
     }
     if (reason == CancelReason.HEDGE_LOSER && wasSent() && (!stream || firstTokenNanos == 0)) {
       // A loser's time so far is a lower bound of its latency: counted, so a slow backend's
@@ -360,20 +368,28 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
   }
 
   /**
-   * Tells the backend's health what its answer's head says: a 5xx or a 429 is a failure (a 429's
-   * retry-after with it), anything else an answer.
+   * Tells the backend's health what its answer's head says when it is a failure: a 5xx or a 429 (a
+   * 429's retry-after with it). Any other head is not an answer yet ({@link #reportAnswered}): a
+   * backend that sends its head at once and then nothing, as a wedged engine does, must count the
+   * timeouts that follow, not a success first.
    */
   private void reportHead(HttpResponse r) {
     int status = r.status().code();
-    boolean isCanary = canary && !healthReported;
-    healthReported = true;
     if (status == 429) {
+      healthReported = true;
       backend.failed(PassiveHealth.Failure.STATUS_429,
-          Math.max(0, Backoff.parseRetryAfterNanos(r.headers().get(HttpHeaderNames.RETRY_AFTER))), isCanary);
+          Math.max(0, Backoff.parseRetryAfterNanos(r.headers().get(HttpHeaderNames.RETRY_AFTER))), canary);
     } else if (status >= 500) {
-      backend.failed(PassiveHealth.Failure.STATUS_5XX, 0, isCanary);
-    } else {
-      backend.succeeded(isCanary);
+      healthReported = true;
+      backend.failed(PassiveHealth.Failure.STATUS_5XX, 0, canary);
+    }
+  }
+
+  /** The backend answered: its first token (a body's first byte), or the end of a response without one. */
+  private void reportAnswered() {
+    if (!healthReported) {
+      healthReported = true;
+      backend.succeeded(canary);
     }
   }
 

@@ -424,4 +424,63 @@ class OutlierDetectionTest {
           "llmproxy_retries_total{reason=\"status_429\"} 1.0");
     }
   }
+
+  /**
+   * A wedged engine: it sends its head and role chunk at once, then no token. Its first-token
+   * timeouts count one after another (the head is not an answer), so it is ejected at
+   * consecutive_failures; every client still gets its stream from the other backend.
+   */
+  @Test
+  void aBackendThatSendsItsHeadAndThenNothingIsEjected() {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}"
+                name: wedged
+              - url: "${SIM1}"
+                name: fine
+            load_balance_strategy: round_robin
+            routing:
+              timeouts: {first_token: 300ms}
+            """ + RETRY + """
+            health_check: {enabled: false}
+            outlier_detection: {consecutive_failures: 2, failure_rate: 1.0, min_requests: 1000, base_cooldown: 1m, max_cooldown: 2m}
+            """, INSTANT.withName("wedged").withEarlyHeaders(true).withTtft(Duration.ofSeconds(30)),
+        INSTANT.withName("fine"))) {
+      for (int i = 0; i < 6 && state(gw, 0) != State.EJECTED; i++) {
+        assertThat(gw.client.stream("/v1/chat/completions", TestClient.chat("m", true)).status()).isEqualTo(200);
+      }
+      assertThat(state(gw, 0)).isEqualTo(State.EJECTED);
+      assertThat(gw.posts(0)).as("what the wedged backend saw").hasSize(2);
+    }
+  }
+
+  /**
+   * A backend that takes a non-streaming request and never answers (no head at all) has no
+   * first-token timeout to fail: the total timeout is its timeout, and counts against it.
+   */
+  @Test
+  void aBackendThatNeverAnswersIsEjectedByTheTotalTimeout() {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}"
+                name: hung
+              - url: "${SIM1}"
+                name: fine
+            load_balance_strategy: round_robin
+            routing:
+              timeouts: {total: 300ms}
+            health_check: {enabled: false}
+            outlier_detection: {consecutive_failures: 2, base_cooldown: 1m, max_cooldown: 2m}
+            """, INSTANT.withName("hung").withHangRate(1.0), INSTANT.withName("fine"))) {
+      for (int i = 0; i < 6 && state(gw, 0) != State.EJECTED; i++) {
+        gw.client.post("/v1/completions", COMPLETION);
+      }
+      assertThat(state(gw, 0)).isEqualTo(State.EJECTED);
+      for (int i = 0; i < 5; i++) {
+        Response r = gw.client.post("/v1/completions", COMPLETION);
+        assertThat(r.status()).isEqualTo(200);
+        assertThat(r.header("x-llmproxy-backend")).isEqualTo("fine");
+      }
+    }
+  }
 }
