@@ -178,7 +178,8 @@ public final class Backend {
   }
 
   /**
-   * A GET of one of the backend's own endpoints (health, model list), with its API key, failing
+   * A GET of one of the backend's own endpoints (health, model list), with its headers and API key
+   * as its requests carry them (a backend behind its own auth header answers 401 without), failing
    * after {@code timeoutMs} without a connection or without data.
    */
   public RequestOptions probe(String path, long timeoutMs) {
@@ -190,6 +191,7 @@ public final class Backend {
         .setURI(target(path))
         .setConnectTimeout(timeoutMs)
         .setIdleTimeout(timeoutMs);
+    config.headers().forEach(options::putHeader);
     String key = config.apiKey();
     if (key != null && !key.isEmpty()) {
       options.putHeader(HttpHeaders.AUTHORIZATION, "Bearer " + key);

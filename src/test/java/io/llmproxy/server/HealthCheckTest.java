@@ -212,4 +212,41 @@ class HealthCheckTest {
       assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_panic_routed_total 1.0");
     }
   }
+
+  /**
+   * A backend behind an auth header of its own ({@code backends[].headers}, as Azure's api-key):
+   * its health checks and model list carry the header as its requests do, so it is up and its models
+   * are listed.
+   */
+  @Test
+  void probesCarryTheBackendsOwnHeaders() {
+    Vertx vertx = Vertx.vertx();
+    try {
+      HttpServer guarded = vertx.createHttpServer().requestHandler(req -> {
+        if (!"s3cret".equals(req.getHeader("x-auth"))) {
+          req.response().setStatusCode(401).end();
+        } else if (req.path().equals("/v1/models")) {
+          req.response().putHeader("content-type", "application/json")
+              .end("{\"object\":\"list\",\"data\":[{\"id\":\"guarded-model\",\"object\":\"model\"}]}");
+        } else {
+          req.response().end("ok");
+        }
+      });
+      int port = TestGateway.await(guarded.listen(0, "127.0.0.1")).actualPort();
+      try (TestGateway gw = TestGateway.start("""
+              backends:
+                - url: "http://127.0.0.1:%d"
+                  name: guarded
+                  headers: {X-Auth: s3cret}
+              health_check: {interval: 100ms, timeout: 80ms, path: /health, healthy_threshold: 1, unhealthy_threshold: 1}
+              """.formatted(port))) {
+        Backend b = gw.gateway.router().backends().get(0);
+        await().atMost(Duration.ofSeconds(5)).until(() -> b.health() == Health.UP);
+        await().atMost(Duration.ofSeconds(5)).until(() -> gw.client.get("/v1/models").text().contains("guarded-model"));
+        assertThat(gw.client.get("/ready").status()).isEqualTo(200);
+      }
+    } finally {
+      TestGateway.await(vertx.close());
+    }
+  }
 }
