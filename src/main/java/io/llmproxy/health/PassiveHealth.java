@@ -54,16 +54,16 @@ public final class PassiveHealth {
   private static final int BUCKETS = 10;
   private static final double MIN_WEIGHT = 0.1;
 
-  private final OutlierDetectionConfig config;
   private final LongSupplier nanoClock;
   private final DoubleSupplier random;
   private final Listener listener;
-  private final long windowNanos;
-  private final long bucketNanos;
 
   /** True while healthy with nothing due: the request path reads it without taking the lock. */
   private volatile boolean clear = true;
   // Guarded by this.
+  private OutlierDetectionConfig config;
+  private long windowNanos;
+  private long bucketNanos;
   private State state = State.HEALTHY;
   private int consecutiveFailures;
   private final long[] bucketStart = new long[BUCKETS];
@@ -80,13 +80,32 @@ public final class PassiveHealth {
 
   public PassiveHealth(OutlierDetectionConfig config, LongSupplier nanoClock, DoubleSupplier random,
       Listener listener) {
-    this.config = requireNonNull(config, "config");
     this.nanoClock = requireNonNull(nanoClock, "nanoClock");
     this.random = requireNonNull(random, "random");
     this.listener = requireNonNull(listener, "listener");
-    this.windowNanos = Math.max(BUCKETS, config.window().toNanos());
+    synchronized (this) {
+      settings(requireNonNull(config, "config"));
+      this.healthySince = nanoClock.getAsLong();
+    }
+  }
+
+  /**
+   * A reload changed {@code outlier_detection}: the new settings apply from now on, to the state the
+   * backend is in. An ejected backend stays out for the cooldown it was given, and its ejection count
+   * and the canaries in flight carry over; a failure-rate window of another length starts over.
+   */
+  public synchronized void reconfigure(OutlierDetectionConfig next) {
+    long window = windowNanos;
+    settings(requireNonNull(next, "next"));
+    if (windowNanos != window) {
+      clearWindow();
+    }
+  }
+
+  private void settings(OutlierDetectionConfig c) {
+    this.config = c;
+    this.windowNanos = Math.max(BUCKETS, c.window().toNanos());
     this.bucketNanos = windowNanos / BUCKETS;
-    this.healthySince = nanoClock.getAsLong();
   }
 
   /** The state now; an ended cooldown reads as half-open. */
@@ -314,6 +333,7 @@ public final class PassiveHealth {
   }
 
   private void clearWindow() {
+    java.util.Arrays.fill(bucketStart, 0);
     java.util.Arrays.fill(bucketRequests, 0);
     java.util.Arrays.fill(bucketFailures, 0);
   }

@@ -168,7 +168,6 @@ public final class Gateway {
    * unchanged. The others start as at a start.
    */
   private List<Backend> backends(GatewayConfig c, Router old) {
-    boolean samePassive = old != null && old.config().outlierDetection().equals(c.outlierDetection());
     boolean checksTurnedOn = old != null && !old.config().healthCheck().enabled() && c.healthCheck().enabled();
     List<Backend> backends = new ArrayList<>();
     for (int i = 0; i < c.backends().size(); i++) {
@@ -179,8 +178,14 @@ public final class Gateway {
       if (same && checksTurnedOn) {
         state.checksRestarted();
       }
-      backends.add(new Backend(bc, i, state, c.healthCheck().enabled(),
-          same && samePassive ? prev.passive() : passiveHealth(bc.name(), c.outlierDetection())));
+      PassiveHealth passive;
+      if (same && prev.passive() != null && c.outlierDetection().enabled()) {
+        passive = prev.passive(); // an ejected backend stays out across a reload
+        passive.reconfigure(c.outlierDetection());
+      } else {
+        passive = passiveHealth(bc.name(), c.outlierDetection());
+      }
+      backends.add(new Backend(bc, i, state, c.healthCheck().enabled(), passive));
     }
     return backends;
   }

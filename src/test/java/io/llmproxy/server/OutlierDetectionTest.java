@@ -7,6 +7,7 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
+import io.llmproxy.config.ConfigLoader;
 import io.llmproxy.health.PassiveHealth;
 import io.llmproxy.health.PassiveHealth.State;
 import io.llmproxy.routing.Backend;
@@ -481,6 +482,33 @@ class OutlierDetectionTest {
         assertThat(r.status()).isEqualTo(200);
         assertThat(r.header("x-llmproxy-backend")).isEqualTo("fine");
       }
+    }
+  }
+
+  /** A reload that changes outlier_detection keeps each backend's state: an ejected one stays out. */
+  @Test
+  void anEjectedBackendStaysOutWhenAReloadChangesOutlierDetection() throws Exception {
+    String yaml = """
+        backends:
+          - {url: "%s", name: a}
+          - {url: "%s", name: c}
+        routing:
+        """ + RETRY + """
+        health_check: {enabled: false}
+        outlier_detection: {consecutive_failures: 2, base_cooldown: 1m, max_cooldown: 2m, slow_start: %s}
+        """;
+    try (TestGateway gw = TestGateway.start(yaml.formatted("${SIM0}", "${SIM1}", "30s"),
+        INSTANT.withName("a"), INSTANT.withName("c").withFail(1.0, 500))) {
+      sendUntilEjected(gw, 1);
+      long cooldown = backend(gw, 1).passive().cooldownRemainingNanos();
+      gw.gateway.reload(ConfigLoader.parse(yaml.formatted(gw.sim(0).url(), gw.sim(1).url(), "10s"), name -> null));
+      assertThat(state(gw, 1)).isEqualTo(State.EJECTED);
+      assertThat(backend(gw, 1).passive().cooldownRemainingNanos()).isPositive().isLessThanOrEqualTo(cooldown);
+      int seen = gw.posts(1).size();
+      for (int i = 0; i < 10; i++) {
+        assertThat(gw.client.post("/v1/completions", COMPLETION).status()).isEqualTo(200);
+      }
+      assertThat(gw.posts(1)).as("the ejected backend got nothing after the reload").hasSize(seen);
     }
   }
 }
