@@ -265,13 +265,20 @@ public final class GatewayMetrics implements AutoCloseable {
   }
 
   /**
-   * A request ended; {@code backend} is "none" when no backend answered. A model name that was never
-   * routed to a backend (an unknown model, a rejected request) is labelled {@code other} unless it
-   * is already a label.
+   * A backend answered a request for {@code model} with a 2xx, or the config names it: the name may
+   * have a label of its own.
    */
-  public void requestCompleted(String model, boolean routed, String backend, int status, boolean stream,
-      long latencyNanos) {
-    String m = models.label(model, routed);
+  public void modelServed(String model) {
+    models.admit(model);
+  }
+
+  /**
+   * A request ended; {@code backend} is "none" when no backend answered. A model name no backend has
+   * served (an unknown model, a rejected request, a name the backend refused) is labelled
+   * {@code other} ({@link #modelServed}).
+   */
+  public void requestCompleted(String model, String backend, int status, boolean stream, long latencyNanos) {
+    String m = models.label(model);
     requests.computeIfAbsent(new RequestKey(m, backend, status, stream), k -> Counter.builder(REQUESTS)
             .description("Requests answered")
             .tags("model", k.model(), "backend", k.backend(), "status", Integer.toString(k.status()),
@@ -435,7 +442,7 @@ public final class GatewayMetrics implements AutoCloseable {
    */
   public void hedgeModels(Collection<String> names, boolean races) {
     for (String name : names) {
-      String m = models.label(name);
+      String m = models.admit(name);
       hedgeCounters(m);
       if (races) {
         raceCounter(m);

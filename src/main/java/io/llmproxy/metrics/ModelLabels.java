@@ -4,9 +4,11 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Keeps the {@code model} label bounded: the first {@code limit} distinct names are used as they
- * are, later ones become {@code "other"}. Clients choose model names, and a backend without
- * {@code models} globs serves any of them, so the label would otherwise be unbounded.
+ * Keeps the {@code model} label bounded: the first {@code limit} distinct names admitted are used as
+ * they are, any other becomes {@code "other"}. Clients choose model names, and a backend without
+ * {@code models} globs takes any of them, so only a name a backend answered with a 2xx is admitted
+ * ({@link #admit}), and the names the config lists: junk names, which such a backend refuses, cannot
+ * use up the set.
  */
 final class ModelLabels {
   static final String OTHER = "other";
@@ -19,25 +21,19 @@ final class ModelLabels {
     this.limit = limit;
   }
 
+  /** The label of {@code model}: itself once admitted, else {@code other}. */
   String label(String model) {
-    return label(model, true);
-  }
-
-  /**
-   * @param admit whether a name not seen yet may take a slot: only names that were routed to a
-   *              backend do, so clients sending junk names cannot use up the label set
-   */
-  String label(String model, boolean admit) {
     if (model == null || model.isEmpty()) {
       return NONE;
     }
-    if (seen.contains(model)) {
-      return model;
+    return seen.contains(model) ? model : OTHER;
+  }
+
+  /** Gives {@code model} a label of its own while there is room; returns its label. */
+  String admit(String model) {
+    if (model != null && !model.isEmpty() && !seen.contains(model) && seen.size() < limit && model.length() <= 200) {
+      seen.add(model);
     }
-    if (!admit || seen.size() >= limit || model.length() > 200) {
-      return OTHER;
-    }
-    seen.add(model);
-    return model;
+    return label(model);
   }
 }

@@ -200,6 +200,9 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     state = State.RECEIVING;
     headNanos = System.nanoTime();
     reportHead(r);
+    if (r.status().code() / 100 == 2) {
+      metrics.modelServed(dispatch.modelLabel());
+    }
     String type = r.headers().get(HttpHeaderNames.CONTENT_TYPE);
     scanner = BodyScanner.isEventStream(type) ? BodyScanner.sse(firstByteIsToken) : BodyScanner.plain();
     if (!stream) {

@@ -599,7 +599,7 @@ final class ClientExchange implements Downstream {
       backend = dispatch.lastBackend();
     }
     String backendName = backend == null ? "none" : backend.name();
-    m.requestCompleted(clientModel, backend != null, backendName, status, stream, now - receivedNanos);
+    m.requestCompleted(clientModel, backendName, status, stream, now - receivedNanos);
     double ttftMs = -1;
     Usage usage = Usage.NONE;
     if (dispatch != null) {

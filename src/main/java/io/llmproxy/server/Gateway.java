@@ -116,7 +116,7 @@ public final class Gateway {
     Router router = new Router(config, backends(config, null), metrics, stats);
     live.set(router);
     backendGauges(null, router);
-    hedgeCounters(router);
+    modelLabels(router);
     this.probeClient = vertx.createHttpClient(
         new HttpClientOptions().setKeepAlive(true).setTcpNoDelay(true).setName("llmproxy-probes"),
         new PoolOptions().setHttp1MaxSize(2));
@@ -218,8 +218,12 @@ public final class Gateway {
     }
   }
 
-  /** With hedging on, the hedge and race counters of the models the config names, at 0 (a reload adds the new names). */
-  private void hedgeCounters(Router router) {
+  /**
+   * The models the config names get labels of their own; with hedging on, their hedge and race
+   * counters too, at 0 (a reload adds the new names).
+   */
+  private void modelLabels(Router router) {
+    router.configuredModelNames().forEach(metrics::modelServed);
     RoutingConfig.HedgeConfig hedge = router.config().routing().hedge();
     if (hedge.enabled()) {
       metrics.hedgeModels(router.configuredModelNames(), hedge.coldStartRace());
@@ -539,7 +543,7 @@ public final class Gateway {
       }
     }
     backendGauges(old, router);
-    hedgeCounters(router);
+    modelLabels(router);
     if (c.routing().hedge().enabled() && !was.routing().hedge().enabled()) {
       stats.forEach(this::thresholdGauge); // the pairs seen while hedging was off
     }

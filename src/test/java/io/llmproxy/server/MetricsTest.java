@@ -355,4 +355,26 @@ class MetricsTest {
     }
     assertThat(checked).as("label matchers checked").isEqualTo(1);
   }
+
+  /**
+   * A backend with no models globs takes any name, so clients' junk names reach it; it refuses them
+   * (404), and they take no label of their own: a real model served after 250 of them keeps its name.
+   */
+  @Test
+  void junkModelNamesABackendRefusesDoNotUseUpTheModelLabels() {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}"
+            health_check: {enabled: false}
+            """, SimulatorOptions.defaults().withTtft(Duration.ZERO).withItl(Duration.ZERO).withTokens(1)
+            .withModels("real-model").withStrictModels(true))) {
+      for (int i = 0; i < 250; i++) {
+        assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("junk-" + i, false)).status()).isEqualTo(404);
+      }
+      assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("real-model", false)).status()).isEqualTo(200);
+      String scrape = gw.gateway.metrics().scrape();
+      assertThat(scrape).contains("model=\"real-model\"").doesNotContain("junk-");
+      assertThat(scrape).containsPattern("llmproxy_requests_total\\{[^}]*model=\"other\"[^}]*status=\"404\"[^}]*} 250.0");
+    }
+  }
 }
