@@ -28,20 +28,26 @@ public interface LoadBalancer {
     };
   }
 
-  /** Each eligible backend in turn, ignoring weights. */
+  /**
+   * Each eligible backend in turn, ignoring weights. The cursor counts over the eligible backends, not
+   * over all of them: stepping past an ineligible one to its successor would give the successor that
+   * backend's turns too (A, B, C with B down: A 1/3, C 2/3). A pick that finds none takes no turn.
+   */
   final class RoundRobin implements LoadBalancer {
     @Override
     public Backend pick(CandidateGroup group, Predicate<Backend> eligible, String model, boolean stream) {
       List<Backend> bs = group.backends();
-      int n = bs.size();
-      long start = group.cursor.getAndIncrement();
-      for (int i = 0; i < n; i++) {
-        Backend b = bs.get((int) Math.floorMod(start + i, (long) n));
+      Backend[] ok = new Backend[bs.size()];
+      int n = 0;
+      for (Backend b : bs) {
         if (eligible.test(b)) {
-          return b;
+          ok[n++] = b;
         }
       }
-      return null;
+      if (n == 0) {
+        return null;
+      }
+      return ok[(int) Math.floorMod(group.cursor.getAndIncrement(), (long) n)];
     }
   }
 

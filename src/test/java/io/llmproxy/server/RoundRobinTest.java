@@ -1,7 +1,9 @@
 package io.llmproxy.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
+import io.llmproxy.routing.Backend;
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.TestClient.Response;
 import io.llmproxy.testing.TestGateway;
@@ -76,6 +78,38 @@ class RoundRobinTest {
       }
       assertThat(order.subList(0, 3)).containsExactlyInAnyOrder("a", "b", "c");
       assertThat(List.of(gw.posts(0).size(), gw.posts(1).size(), gw.posts(2).size())).containsExactly(10, 10, 10);
+    }
+  }
+
+  /**
+   * A backend that is down leaves the others an even split: the one after it in the rotation does not
+   * also take its turns (the cursor counts over the eligible backends, not over all of them).
+   */
+  @Test
+  void aBackendThatIsDownLeavesAnEvenSplitBetweenTheOthers() {
+    try (TestGateway gw = TestGateway.start("""
+            backends:
+              - url: "${SIM0}"
+                name: a
+              - url: "${SIM1}"
+                name: b
+              - url: "${SIM2}"
+                name: c
+            load_balance_strategy: round_robin
+            health_check: {interval: 50ms, timeout: 40ms, path: /health, healthy_threshold: 1, unhealthy_threshold: 1}
+            """, INSTANT.withName("a"), INSTANT.withName("b").withHealthy(false), INSTANT.withName("c"))) {
+      List<Backend> backends = gw.gateway.router().backends();
+      await().atMost(Duration.ofSeconds(5)).until(() -> backends.get(0).health() == Backend.Health.UP
+          && backends.get(1).health() == Backend.Health.DOWN && backends.get(2).health() == Backend.Health.UP);
+      for (int i = 0; i < 300; i++) {
+        assertThat(gw.client.send(HttpMethod.POST, "/v1/completions", BODY).status()).isEqualTo(200);
+      }
+      int[] counts = {gw.posts(0).size(), gw.posts(1).size(), gw.posts(2).size()};
+      assertThat(counts[1]).as("the backend that is down").isZero();
+      // Sequential requests over a stable set alternate exactly; 5 of slack for a health check that
+      // flaps on a busy machine.
+      assertThat(counts[0]).as("requests per backend: %s", java.util.Arrays.toString(counts)).isBetween(145, 155);
+      assertThat(counts[2]).as("requests per backend: %s", java.util.Arrays.toString(counts)).isBetween(145, 155);
     }
   }
 }
