@@ -599,7 +599,9 @@ public final class Dispatch {
   /**
    * How long to wait before the next attempt, or -1 when the failure is not retried (counted with
    * its reason). Full-jitter exponential backoff; a 429's retry-after is honoured when the retry
-   * would land on a backend already tried. Hedged, a retry to an untried candidate starts at once.
+   * would land on a backend already tried, which it does when no untried candidate can take it now
+   * (those down, cooling or at max_concurrent do not count). Hedged, a retry to an untried candidate
+   * starts at once.
    */
   private long retryDelay(long retryAfterNanos) {
     if (!retry.enabled()) {
@@ -610,8 +612,9 @@ public final class Dispatch {
       metrics.retryRefused(RefusalReason.EXHAUSTED);
       return -1;
     }
-    long delay = hedged && plan.hasUntried() ? 0 : Backoff.fullJitterNanos(retry.initialWait(), retry.maxWait(), retries);
-    if (retryAfterNanos > 0 && !plan.hasUntried()) {
+    boolean toUntried = plan.canTryUntried();
+    long delay = hedged && toUntried ? 0 : Backoff.fullJitterNanos(retry.initialWait(), retry.maxWait(), retries);
+    if (retryAfterNanos > 0 && !toUntried) {
       if (retryAfterNanos > retry.maxWait().toNanos()) {
         metrics.retryRefused(RefusalReason.RETRY_AFTER_TOO_LONG);
         return -1;

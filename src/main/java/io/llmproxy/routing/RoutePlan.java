@@ -57,6 +57,22 @@ public final class RoutePlan {
     return false;
   }
 
+  /**
+   * True when the next pick can go to a candidate not tried yet: an untried one that is routable and
+   * has room, or, when no candidate is routable (panic mode), any untried one with room. Unlike
+   * {@link #hasUntried()}, a candidate that is down, cooling or at max_concurrent does not count, as
+   * {@link #next()} would pass it over for one already tried.
+   */
+  public boolean canTryUntried() {
+    boolean panic = !anyRoutable();
+    for (Backend b : group.backends()) {
+      if (!tried.contains(b) && b.hasCapacity() && (panic || b.routable())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** The next backend, with an in-flight slot taken; null when every candidate is at max_concurrent. */
   public Pick next() {
     return record(pick(null, true));

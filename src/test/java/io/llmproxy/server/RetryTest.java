@@ -175,4 +175,37 @@ class RetryTest {
       assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"first_token_timeout\"} 1.0");
     }
   }
+
+  /**
+   * SPEC §6.3: a 429's retry-after is honoured (up to max_wait) when the retry must go back to the
+   * backend that sent it. Here the only other candidate is down by its health check, so it does not
+   * count as one to try: the retry waits the second the backend asked for, not the jittered backoff.
+   */
+  @Test
+  void a429sRetryAfterIsHonouredWhenTheOnlyUntriedCandidateIsDown() {
+    try (TestGateway gw = TestGateway.start("""
+        backends:
+          - url: "${SIM0}"
+            name: a
+          - url: "${SIM1}"
+            name: b
+        routing:
+          retry: {enabled: true, max_retries: 1, initial_wait: 1ms, max_wait: 2s}
+        health_check: {interval: 50ms, timeout: 40ms, healthy_threshold: 1, unhealthy_threshold: 1}
+        outlier_detection: {enabled: false}
+        """, FAST.withName("a").withFail(1.0, 429), FAST.withName("b").withHealthy(false))) {
+      List<io.llmproxy.routing.Backend> backends = gw.gateway.router().backends();
+      await().atMost(Duration.ofSeconds(5)).until(() -> backends.get(0).health() == io.llmproxy.routing.Backend.Health.UP
+          && backends.get(1).health() == io.llmproxy.routing.Backend.Health.DOWN);
+      Response r = gw.client.post("/v1/chat/completions", TestClient.chat("m", false));
+      assertThat(r.status()).isEqualTo(429);
+      assertThat(r.header("x-llmproxy-attempts")).isEqualTo("2");
+      assertThat(gw.posts(1)).isEmpty();
+      assertThat(gw.posts(0)).hasSize(2);
+      long gapMs = TimeUnit.NANOSECONDS.toMillis(gw.posts(0).get(1).receivedAtNanos() - gw.posts(0).get(0).receivedAtNanos());
+      // retry-after: 1 (what the simulator sends with its 429s), within max_wait; 500 ms of slack
+      assertThat(gapMs).as("ms between a's two requests").isBetween(1000L, 2500L);
+      assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"status_429\"} 1.0");
+    }
+  }
 }
