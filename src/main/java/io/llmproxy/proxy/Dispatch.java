@@ -46,7 +46,8 @@ import java.util.concurrent.TimeoutException;
  *
  * <p>Two ways to run:
  * <ul>
- *   <li><b>Single</b> (hedging off, opted out with {@code x-llmproxy-hedge: off}, or one candidate):
+ *   <li><b>Single</b> (hedging off, opted out with {@code x-llmproxy-hedge: off}, or one routable
+ *       candidate, the others being down or cooling):
  *       one attempt at a time, with retries; the commit is at the winner's first body byte (or at
  *       the head of an error that is passed through), so every SSE event passes the moment it
  *       arrives. Nothing is added.</li>
@@ -59,7 +60,8 @@ import java.util.concurrent.TimeoutException;
  *       (or, with {@code first_token: first_byte}, any byte; not streaming: the first complete 2xx
  *       response); until then each attempt's bytes are held, and at the commit the winner's status,
  *       headers and held bytes go out in order. Extra attempts come out of the {@link
- *       io.llmproxy.routing.HedgeBudget}; when it is spent, no hedge is sent, and that is counted.</li>
+ *       io.llmproxy.routing.HedgeBudget}, asked only once a candidate for one is found; when it is
+ *       spent, no hedge is sent, and that is counted.</li>
  * </ul>
  */
 public final class Dispatch {
@@ -119,8 +121,9 @@ public final class Dispatch {
     this.firstByteIsToken = hedgeConfig.firstToken() == FirstTokenMode.FIRST_BYTE;
     this.spec = requireNonNull(spec, "spec");
     this.down = requireNonNull(down, "down");
+    // One routable candidate is a plain proxy (SPEC §6.4): nothing is held, no budget is asked for.
     this.hedged = hedgeable && hedgeConfig.enabled() && hedgeConfig.maxParallel() > 1
-        && plan.group().size() > 1;
+        && plan.routableCount() > 1;
   }
 
   public void start() {
@@ -276,6 +279,33 @@ public final class Dispatch {
     if (pick == null) {
       return false;
     }
+    start(pick, asHedge);
+    return true;
+  }
+
+  /**
+   * Starts an extra attempt (a race entry or a hedge) on an untried candidate, out of the hedge
+   * budget; false when none started. The candidate is picked first and the budget asked after, so a
+   * token is taken only for an attempt that starts; a refusal gives the pick back and is counted.
+   */
+  private boolean launchExtra(java.util.function.Predicate<Backend> prefer, boolean asHedge) {
+    if (finished) {
+      return false;
+    }
+    RoutePlan.Pick pick = plan.next(prefer);
+    if (pick == null) {
+      return false; // no untried candidate has room: nothing to spend the budget on
+    }
+    if (!services.budget().tryExtra()) {
+      plan.giveBack(pick);
+      metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
+      return false;
+    }
+    start(pick, asHedge);
+    return true;
+  }
+
+  private void start(RoutePlan.Pick pick, boolean asHedge) {
     Backend b = pick.backend();
     UpstreamAttempt a = new UpstreamAttempt(this, context, services.timeouts(), metrics, b, pick.canary(),
         spec.stream(), firstByteIsToken, limits.firstToken().toMillis(), limits.idle().toMillis());
@@ -285,7 +315,6 @@ public final class Dispatch {
       raced = true;
     }
     a.start(client, limits.connect().toMillis());
-    return true;
   }
 
   /** Nothing can be started: the final answer from what the attempts did. */
@@ -336,14 +365,7 @@ public final class Dispatch {
       return;
     }
     int extra = 0;
-    while (inFlight() < hedgeConfig.maxParallel() && plan.hasUntried()) {
-      if (!services.budget().tryExtra()) {
-        metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
-        break;
-      }
-      if (!launch(this::unknown, false)) {
-        break;
-      }
+    while (inFlight() < hedgeConfig.maxParallel() && launchExtra(this::unknown, false)) {
       extra++;
     }
     if (extra > 0) {
@@ -376,14 +398,10 @@ public final class Dispatch {
   }
 
   private void hedge() {
-    if (finished || winner != null || inFlight() >= hedgeConfig.maxParallel() || !plan.hasUntried()) {
+    if (finished || winner != null || inFlight() >= hedgeConfig.maxParallel()) {
       return;
     }
-    if (!services.budget().tryExtra()) {
-      metrics.hedge(spec.modelLabel(), HedgeOutcome.BUDGET_EXHAUSTED);
-      return;
-    }
-    if (launch(b -> true, true)) {
+    if (launchExtra(b -> true, true)) {
       metrics.hedge(spec.modelLabel(), HedgeOutcome.SENT);
       scheduleHedge();
     }

@@ -73,6 +73,17 @@ public final class RoutePlan {
     return false;
   }
 
+  /** How many candidates are routable now (not down, not cooling), whether or not they have room. */
+  public int routableCount() {
+    int n = 0;
+    for (Backend b : group.backends()) {
+      if (b.routable()) {
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** The next backend, with an in-flight slot taken; null when every candidate is at max_concurrent. */
   public Pick next() {
     return record(pick(null, true));
@@ -84,6 +95,20 @@ public final class RoutePlan {
    */
   public Pick next(Predicate<Backend> prefer) {
     return record(pick(prefer, false));
+  }
+
+  /**
+   * The pick {@link #next(Predicate)} just returned was not used (the hedge budget refused it): its
+   * slot, and its canary place if it had one, go back, and its backend counts as untried again.
+   */
+  public void giveBack(Pick p) {
+    Backend b = p.backend();
+    if (tried.isEmpty() || tried.get(tried.size() - 1) != b) {
+      throw new IllegalStateException("only the latest pick can be given back");
+    }
+    tried.remove(tried.size() - 1);
+    b.release();
+    b.abandoned(p.canary());
   }
 
   private Pick record(Pick p) {

@@ -397,6 +397,97 @@ class StaggeredHedgeTest {
     }
   }
 
+  /**
+   * A model whose other candidate is down has one routable candidate: its requests take nothing from
+   * the hedge budget, which no hedge could use, so another model's hedge is still sent. The budget is
+   * the floor alone (budget_percent 0): 10 extra attempts in the window.
+   */
+  @Test
+  void aCandidateThatIsDownSpendsNoHedgeBudgetThatAnotherModelNeeds() {
+    String yaml = """
+        backends:
+          - {url: "${SIM0}", name: a, models: ["m1"]}
+          - {url: "${SIM1}", name: b, models: ["m1"]}
+          - {url: "${SIM2}", name: c, models: ["m2"]}
+          - {url: "${SIM3}", name: d, models: ["m2"]}
+        routing:
+          hedge: {enabled: true, cold_start_race: false, threshold: 5ms, min_threshold: 1ms, max_parallel: 2,
+                  budget_percent: 0}
+        health_check: {interval: 50ms, timeout: 40ms, healthy_threshold: 1, unhealthy_threshold: 1}
+        outlier_detection: {enabled: false}
+        """;
+    SimulatorOptions slow = BASE.withTtft(Duration.ofMillis(60));
+    try (TestGateway gw = TestGateway.start(yaml, slow.withName("a"), slow.withName("b").withHealthy(false),
+        slow.withName("c"), slow.withName("d"))) {
+      List<io.llmproxy.routing.Backend> backends = gw.gateway.router().backends();
+      await().atMost(Duration.ofSeconds(5)).until(() -> backends.get(1).health() == io.llmproxy.routing.Backend.Health.DOWN
+          && backends.stream().filter(x -> x != backends.get(1))
+              .allMatch(x -> x.health() == io.llmproxy.routing.Backend.Health.UP));
+      // More requests than the window's floor, each slower than the threshold.
+      for (int i = 0; i < 12; i++) {
+        Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m1", true));
+        assertThat(s.status()).isEqualTo(200);
+        assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("a");
+        assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("1");
+      }
+      assertThat(gw.posts(1)).isEmpty();
+
+      Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m2", true));
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.headers().get("x-llmproxy-hedged")).isEqualTo("true");
+      assertThat(gw.posts(2).size() + gw.posts(3).size()).as("c and d each saw the request").isEqualTo(2);
+      Scrape m = Scrape.of(gw);
+      assertThat(m.value("llmproxy_hedges_total", "model", "m2", "outcome", "sent")).isEqualTo(1);
+      assertThat(m.value("llmproxy_hedges_total", "outcome", "budget_exhausted")).isZero();
+    }
+  }
+
+  /**
+   * The same with the other candidate routable but at its max_concurrent (held by a request for a
+   * model only it serves): each request's hedge timer fires and finds no candidate with room, and
+   * takes no budget for it.
+   */
+  @Test
+  void aCandidateAtMaxConcurrentSpendsNoHedgeBudgetThatAnotherModelNeeds() {
+    String yaml = """
+        backends:
+          - {url: "${SIM0}", name: a, models: ["m1"]}
+          - {url: "${SIM1}", name: b, models: ["m1", "m0"], max_concurrent: 1}
+          - {url: "${SIM2}", name: c, models: ["m2"]}
+          - {url: "${SIM3}", name: d, models: ["m2"]}
+        routing:
+          hedge: {enabled: true, cold_start_race: false, threshold: 5ms, min_threshold: 1ms, max_parallel: 2,
+                  budget_percent: 0}
+        health_check: {enabled: false}
+        outlier_detection: {enabled: false}
+        """;
+    SimulatorOptions slow = BASE.withTtft(Duration.ofMillis(60));
+    try (TestGateway gw = TestGateway.start(yaml, slow.withName("a"), slow.withName("b").withTtft(Duration.ofSeconds(30)),
+        slow.withName("c"), slow.withName("d"))) {
+      io.vertx.core.http.HttpClientRequest holder = gw.client.open("/v1/chat/completions", TestClient.chat("m0", true));
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(1).size() == 1);
+      try {
+        for (int i = 0; i < 12; i++) {
+          Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m1", true));
+          assertThat(s.status()).isEqualTo(200);
+          assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("a");
+          assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("1");
+        }
+        assertThat(gw.posts(1)).as("b saw only the request holding it").hasSize(1);
+
+        Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m2", true));
+        assertThat(s.status()).isEqualTo(200);
+        assertThat(s.headers().get("x-llmproxy-hedged")).isEqualTo("true");
+        assertThat(gw.posts(2).size() + gw.posts(3).size()).as("c and d each saw the request").isEqualTo(2);
+        Scrape m = Scrape.of(gw);
+        assertThat(m.value("llmproxy_hedges_total", "model", "m2", "outcome", "sent")).isEqualTo(1);
+        assertThat(m.value("llmproxy_hedges_total", "outcome", "budget_exhausted")).isZero();
+      } finally {
+        holder.connection().close();
+      }
+    }
+  }
+
   // ---- acceptance 7: the opt-out header
 
   @Test
