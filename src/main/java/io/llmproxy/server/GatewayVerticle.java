@@ -21,6 +21,7 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -32,6 +33,8 @@ final class GatewayVerticle extends VerticleBase {
   /** The longest request line and the largest header block a client may send, in bytes. */
   static final int MAX_REQUEST_LINE = 64 * 1024;
   static final int MAX_HEADERS = 64 * 1024;
+  /** The path of OpenAI's "retrieve model": the rest of the path is the model's id. */
+  private static final String MODEL_PATH = "/v1/models/";
 
   private final GatewayServices services;
   private final int eventLoops;
@@ -145,6 +148,12 @@ final class GatewayVerticle extends VerticleBase {
           if (readOnly(req)) {
             metrics(req);
           }
+        } else if (path.startsWith(MODEL_PATH)) {
+          if (req.method() == HttpMethod.GET) {
+            model(req, path.substring(MODEL_PATH.length()));
+          } else {
+            methodNotAllowed(req, "GET");
+          }
         } else if (path.startsWith("/v1/")) {
           proxy(req, Route.PASSTHROUGH);
         } else if (path.startsWith("/admin/") && services.admin() != null) {
@@ -165,15 +174,73 @@ final class GatewayVerticle extends VerticleBase {
    * no tokens and holds no slot, so no rate limit, concurrency limit or quota applies.
    */
   private void models(HttpServerRequest req) {
-    AccessControl access = services.access();
-    AccessControl.Decision d = access.authenticate(req.getHeader(HttpHeaders.AUTHORIZATION),
-        () -> access.addresses().of(req));
+    AccessControl.Decision d = authenticate(req);
     if (!d.admitted()) {
       error(req, d.error(), d.message());
       return;
     }
     ApiKey key = d.key();
     json(req, 200, key == null ? services.models().listJson() : services.models().listJson(key::allowsModel));
+  }
+
+  /**
+   * {@code /v1/models/{id}}: the model as its entry in the key's {@code /v1/models} list, or 404
+   * {@code model_not_found} when the list has no such entry, as OpenAI answers. The id may hold
+   * {@code /} ({@code meta-llama/Llama-3-8B}), literally or percent-encoded as the SDKs send it.
+   */
+  private void model(HttpServerRequest req, String rawId) {
+    AccessControl.Decision d = authenticate(req);
+    if (!d.admitted()) {
+      error(req, d.error(), d.message());
+      return;
+    }
+    String id = percentDecoded(rawId);
+    if (id == null) {
+      error(req, OpenAiError.INVALID_REQUEST, "The model id in the path has a '%' that is not followed by two hex digits.",
+          "model");
+      return;
+    }
+    ApiKey key = d.key();
+    Buffer model = services.models().modelJson(id, key == null ? name -> true : key::allowsModel);
+    if (model == null) {
+      error(req, OpenAiError.MODEL_NOT_FOUND, "The model '" + id + "' does not exist.", "model");
+    } else {
+      json(req, 200, model);
+    }
+  }
+
+  /** The key alone, with no limit, slot or quota taken: listing models uses no tokens. */
+  private AccessControl.Decision authenticate(HttpServerRequest req) {
+    AccessControl access = services.access();
+    return access.authenticate(req.getHeader(HttpHeaders.AUTHORIZATION), () -> access.addresses().of(req));
+  }
+
+  /**
+   * A path segment with its {@code %XX} escapes decoded as UTF-8 (RFC 3986: a {@code +} is itself),
+   * or null when a {@code %} is not followed by two hex digits. The target is printable ASCII here
+   * ({@link #malformed}).
+   */
+  static String percentDecoded(String s) {
+    if (s.indexOf('%') < 0) {
+      return s;
+    }
+    byte[] out = new byte[s.length()];
+    int n = 0;
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '%') {
+        int hi = i + 2 < s.length() ? Character.digit(s.charAt(i + 1), 16) : -1;
+        int lo = hi < 0 ? -1 : Character.digit(s.charAt(i + 2), 16);
+        if (lo < 0) {
+          return null;
+        }
+        out[n++] = (byte) (hi << 4 | lo);
+        i += 2;
+      } else {
+        out[n++] = (byte) c;
+      }
+    }
+    return new String(out, 0, n, StandardCharsets.UTF_8);
   }
 
   private void ready(HttpServerRequest req) {
@@ -225,7 +292,8 @@ final class GatewayVerticle extends VerticleBase {
    * What makes a request that Vert.x parsed unfit to route, or null: a request target with a byte
    * outside printable ASCII (RFC 3986 has other bytes percent-encoded; passed on, they would be
    * re-encoded as UTF-8, so the backend would see another path), or an HTTP/1.1 request without
-   * exactly one Host (RFC 9112 §3.2 requires a 400).
+   * exactly one Host (RFC 9112 §3.2 requires a 400). A model's id under {@code /v1/models/} may
+   * hold an encoded slash: that path is answered here and never forwarded.
    */
   private static String malformed(HttpServerRequest req) {
     String uri = req.uri();
@@ -237,7 +305,7 @@ final class GatewayVerticle extends VerticleBase {
       }
     }
     String path = req.path();
-    if (path != null && hasDotSegmentOrEncodedSlash(path)) {
+    if (path != null && !path.startsWith(MODEL_PATH) && hasDotSegmentOrEncodedSlash(path)) {
       return "The request path has a '.' or '..' segment or an encoded slash; a backend that resolved it could "
           + "serve a path other than the one asked for.";
     }
@@ -307,9 +375,13 @@ final class GatewayVerticle extends VerticleBase {
   }
 
   private static void error(HttpServerRequest req, OpenAiError err, String message) {
+    error(req, err, message, null);
+  }
+
+  private static void error(HttpServerRequest req, OpenAiError err, String message, String param) {
     req.response().putHeader(ForwardedHeaders.X_REQUEST_ID,
         RequestIds.fromClientOrNew(req.getHeader(ForwardedHeaders.X_REQUEST_ID)));
-    json(req, err.status(), err.body(message, null));
+    json(req, err.status(), err.body(message, param));
   }
 
   private static Future<Void> json(HttpServerRequest req, int status, Buffer body) {

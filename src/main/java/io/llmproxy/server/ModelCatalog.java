@@ -24,10 +24,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 
 /**
- * What {@code GET /v1/models} lists (SPEC §4): the mapped names, the literal names in backends'
- * {@code models}, and the names the backends report on their own {@code /v1/models} (only those
- * the backend's globs let it serve). Backends are asked at start and then every {@code refresh}; the
- * endpoint answers from this cache and never waits for a backend.
+ * What {@code GET /v1/models} lists and {@code GET /v1/models/{id}} finds (SPEC §4): the mapped
+ * names, the literal names in backends' {@code models}, and the names the backends report on their
+ * own {@code /v1/models} (only those the backend's globs let it serve). Backends are asked at start
+ * and then every {@code refresh}; the endpoints answer from this cache and never wait for a backend.
  */
 final class ModelCatalog {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -143,15 +143,9 @@ final class ModelCatalog {
       g.writeStringField("object", "list");
       g.writeArrayFieldStart("data");
       for (String id : names()) {
-        if (!allowed.test(id)) {
-          continue;
+        if (allowed.test(id)) {
+          writeModel(g, id);
         }
-        g.writeStartObject();
-        g.writeStringField("id", id);
-        g.writeStringField("object", "model");
-        g.writeNumberField("created", created);
-        g.writeStringField("owned_by", "llmproxy");
-        g.writeEndObject();
       }
       g.writeEndArray();
       g.writeEndObject();
@@ -159,5 +153,31 @@ final class ModelCatalog {
       throw new UncheckedIOException(e);
     }
     return Buffer.buffer(w.toString());
+  }
+
+  /**
+   * One model as {@code GET /v1/models/{id}} answers it (the same object as its entry in the list),
+   * or null when {@code id} is not one of the names or {@code allowed} refuses it.
+   */
+  Buffer modelJson(String id, java.util.function.Predicate<String> allowed) {
+    if (!allowed.test(id) || !names().contains(id)) {
+      return null;
+    }
+    StringWriter w = new StringWriter();
+    try (JsonGenerator g = FACTORY.createGenerator(w)) {
+      writeModel(g, id);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return Buffer.buffer(w.toString());
+  }
+
+  private void writeModel(JsonGenerator g, String id) throws IOException {
+    g.writeStartObject();
+    g.writeStringField("id", id);
+    g.writeStringField("object", "model");
+    g.writeNumberField("created", created);
+    g.writeStringField("owned_by", "llmproxy");
+    g.writeEndObject();
   }
 }
