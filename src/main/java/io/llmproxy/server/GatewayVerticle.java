@@ -110,6 +110,13 @@ final class GatewayVerticle extends VerticleBase {
     if (keepAlive != null) {
       keepAlive.requestStarted(req);
     }
+    if (req.method() == HttpMethod.CONNECT) {
+      // A tunnel (RFC 9110 §9.3.6); on HTTP/2 such a request has an :authority and no :path (RFC
+      // 9113 §8.5), so it has no path to route by.
+      req.response().putHeader(HttpHeaders.ALLOW, "GET, HEAD, POST");
+      error(req, OpenAiError.METHOD_NOT_ALLOWED, "Method CONNECT is not allowed: the gateway opens no tunnels.");
+      return;
+    }
     String malformed = malformed(req);
     if (malformed != null) {
       error(req, OpenAiError.INVALID_REQUEST, malformed);
@@ -297,6 +304,9 @@ final class GatewayVerticle extends VerticleBase {
    */
   private static String malformed(HttpServerRequest req) {
     String uri = req.uri();
+    if (uri == null) {
+      return "The request has no target.";
+    }
     for (int i = 0, n = uri.length(); i < n; i++) {
       char c = uri.charAt(i);
       if (c <= ' ' || c >= 0x7f) {

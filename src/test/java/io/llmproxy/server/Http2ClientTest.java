@@ -24,6 +24,7 @@ import io.vertx.core.http.RequestOptions;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -169,6 +170,29 @@ class Http2ClientTest {
     assertThat(timedOut.json().getJsonObject("error").getString("code")).isEqualTo("request_timeout");
     assertThat(timedOut.header("connection")).isNull();
     assertThat(gw.posts(0)).isEmpty();
+    assertThat(chat().status()).isEqualTo(200);
+    assertThat(connections).hasValue(1);
+  }
+
+  /**
+   * An HTTP/2 CONNECT (RFC 9113 §8.5: {@code :authority} and no {@code :path}) asks for a tunnel,
+   * which the gateway is not: it gets a prompt 405 in OpenAI's shape on its own stream.
+   */
+  @Test
+  void aConnectRequestGets405AndTheConnectionServesOn() {
+    Promise<Response> answer = Promise.promise();
+    gw.vertx.getOrCreateContext().runOnContext(v -> http2
+        .request(new RequestOptions().setMethod(HttpMethod.CONNECT)) // :authority 127.0.0.1:port, the pool's one connection
+        .compose(req -> req.send())
+        .compose(resp -> resp.body().map(b -> Response.of(resp, b)))
+        .timeout(5, TimeUnit.SECONDS)
+        .onComplete(answer));
+    Response r = await(answer.future());
+
+    assertThat(r.status()).as(r.text()).isEqualTo(405);
+    assertThat(r.header("content-type")).startsWith("application/json");
+    assertThat(r.json().getJsonObject("error").getString("code")).isEqualTo("method_not_allowed");
+    assertThat(gw.sim(0).requests()).noneMatch(seen -> seen.method().equals("CONNECT"));
     assertThat(chat().status()).isEqualTo(200);
     assertThat(connections).hasValue(1);
   }
