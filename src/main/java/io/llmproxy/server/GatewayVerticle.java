@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.Http10Framing;
 import io.llmproxy.api.HttpVersionGate;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.api.Throwables;
@@ -110,6 +111,7 @@ final class GatewayVerticle extends VerticleBase {
     if (keepAlive != null) {
       keepAlive.requestStarted(req);
     }
+    Http10Framing.install(req);
     if (req.method() == HttpMethod.CONNECT) {
       // A tunnel (RFC 9110 §9.3.6); on HTTP/2 such a request has an :authority and no :path (RFC
       // 9113 §8.5), so it has no path to route by.

@@ -489,6 +489,43 @@ class ProtocolEdgeTest {
   }
 
   /**
+   * HTTP/1.0 has no chunked coding: a response of unknown length (a stream) to a client that asked
+   * for keep-alive can only end by closing the connection, and says so; it closes as soon as the
+   * last event is out, not at the keep-alive timeout.
+   */
+  @Test
+  void http10KeepAliveStreamEndsByClosingTheConnection() throws IOException {
+    String stream = VALID.replace("\"stream\":false", "\"stream\":true");
+    try (RawClient c = new RawClient(gw.port(), 2_000)) { // a read waiting longer fails the test
+      c.send(ascii("POST " + CHAT + " HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+          + "Content-Length: " + stream.length() + "\r\n\r\n" + stream));
+      Raw r = c.read(); // no length and no chunks: the body is what comes before the end of the connection
+
+      assertThat(r.status()).isEqualTo(200);
+      assertThat(r.header("content-type")).startsWith("text/event-stream");
+      assertThat(r.header("connection")).isEqualToIgnoringCase("close");
+      assertThat(r.header("transfer-encoding")).isNull();
+      assertThat(sseData(r.text())).last().isEqualTo("[DONE]");
+    }
+  }
+
+  /** A response of known length to an HTTP/1.0 keep-alive client leaves the connection open for the next request. */
+  @Test
+  void http10KeepAliveWithAKnownLengthKeepsTheConnection() throws IOException {
+    try (RawClient c = new RawClient(gw.port(), 5_000)) {
+      for (int i = 0; i < 2; i++) {
+        c.send(ascii("POST " + CHAT + " HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+            + "Content-Length: " + VALID.length() + "\r\n\r\n" + VALID));
+        Raw r = c.read();
+
+        assertThat(r.status()).isEqualTo(200);
+        assertThat(r.complete()).isTrue();
+        assertThat(r.header("connection")).isEqualToIgnoringCase("keep-alive");
+      }
+    }
+  }
+
+  /**
    * RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
    * request message that lacks a Host header field and to any request message that contains more
    * than one Host header field line". nginx and Envoy do.
