@@ -261,8 +261,14 @@ final class ClientExchange implements Downstream {
     }
     clientModel = parsed.model();
     stream = parsed.stream() || route.alwaysStream;
+    boolean named = clientModel != null && !clientModel.isEmpty();
+    if (!named && route.requiresModel) {
+      // a bad request whatever the key: said before the key's model rule, which has no model to judge
+      reject(OpenAiError.INVALID_REQUEST, "You must provide a model parameter.", "model");
+      return;
+    }
     if (key != null) {
-      AccessControl.Decision d = services.access().checkModel(key, clientModel);
+      AccessControl.Decision d = services.access().checkModel(key, named ? clientModel : null);
       if (d != null) {
         reject(d.error(), d.message(), "model");
         return;
@@ -270,11 +276,7 @@ final class ClientExchange implements Downstream {
     }
     Router router = services.router();
     CandidateGroup group;
-    if (clientModel == null || clientModel.isEmpty()) {
-      if (route.requiresModel) {
-        reject(OpenAiError.INVALID_REQUEST, "You must provide a model parameter.", "model");
-        return;
-      }
+    if (!named) {
       group = router.all();
     } else {
       sentModel = router.map(clientModel);

@@ -177,6 +177,22 @@ class AuthMatrixTest {
     });
   }
 
+  /** A request naming no model is a bad request whatever the key: 400 on param model, not a refused model. */
+  @Test
+  void aMissingOrEmptyModelIs400EvenForAKeyWithAllowedModels() {
+    for (String body : List.of("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")) {
+      double refusedBefore = authFailures(gw, "model_not_allowed");
+      int posts = gw.posts(0).size();
+      Response r = gw.client.post("/v1/chat/completions", body, "authorization", "Bearer " + LLAMA_ONLY);
+
+      assertError(r, 400, "invalid_request_error");
+      assertThat(r.json().getJsonObject("error").getString("param")).as(body).isEqualTo("model");
+      assertThat(authFailures(gw, "model_not_allowed")).as("not an auth failure").isEqualTo(refusedBefore);
+      assertThat(gw.posts(0)).hasSize(posts);
+    }
+  }
+
   @Test
   void forwardedForFromAnUntrustedPeerIsNotBelieved() {
     // 127.0.0.1 is not in trusted_proxies (none): a client claiming an office address is not believed
