@@ -1,5 +1,6 @@
 package io.llmproxy.auth;
 
+import io.llmproxy.api.ClientText;
 import io.llmproxy.api.OpenAiError;
 import io.llmproxy.limits.Quotas;
 import io.llmproxy.limits.RateLimits;
@@ -162,7 +163,7 @@ public final class AccessControl {
     }
     return authFailure(AuthFailure.MODEL_NOT_ALLOWED, OpenAiError.MODEL_NOT_ALLOWED, model == null
         ? "This API key may use only some models, and the request names none."
-        : "This API key may not use the model '" + model + "'.");
+        : "This API key may not use the model '" + ClientText.clip(model) + "'.");
   }
 
   /**

@@ -1,5 +1,7 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.ClientText;
+
 /**
  * One line per request (SPEC §8) on standard output, formatted and written in batches by an
  * {@link AccessLogWriter} thread so that logging costs an event loop only a queue insert. JSON by
@@ -14,7 +16,10 @@ final class AccessLog implements AutoCloseable {
     this.writer = enabled ? new AccessLogWriter(out, json ? AccessLog::appendJson : AccessLog::appendText) : null;
   }
 
-  /** What one line says. Times are in milliseconds; -1 means unknown or not applicable. */
+  /**
+   * What one line says. Times are in milliseconds; -1 means unknown or not applicable. The model
+   * names, the client's to choose, are kept to their start ({@link ClientText#clip}).
+   */
   record Entry(
       long timeMillis,
       String requestId,
@@ -35,7 +40,12 @@ final class AccessLog implements AutoCloseable {
       long bytesOut,
       String error,
       String keyName,
-      String userId) {}
+      String userId) {
+    Entry {
+      model = ClientText.clip(model);
+      modelSent = ClientText.clip(modelSent);
+    }
+  }
 
   boolean enabled() {
     return writer != null;

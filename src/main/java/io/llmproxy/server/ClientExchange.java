@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.ClientText;
 import io.llmproxy.api.DeclaredLength;
 import io.llmproxy.api.Disconnect;
 import io.llmproxy.api.LingeringClose;
@@ -283,7 +284,7 @@ final class ClientExchange implements Downstream {
       group = router.candidates(sentModel);
       if (group.isEmpty()) {
         reject(OpenAiError.MODEL_NOT_FOUND,
-            "The model '" + clientModel + "' does not exist or no backend serves it.", "model");
+            "The model '" + ClientText.clip(clientModel) + "' does not exist or no backend serves it.", "model");
         return;
       }
     }

@@ -1,5 +1,6 @@
 package io.llmproxy.server;
 
+import io.llmproxy.api.ClientText;
 import io.llmproxy.api.Http10Framing;
 import io.llmproxy.api.HttpVersionGate;
 import io.llmproxy.api.OpenAiError;
@@ -212,7 +213,7 @@ final class GatewayVerticle extends VerticleBase {
     ApiKey key = d.key();
     Buffer model = services.models().modelJson(id, key == null ? name -> true : key::allowsModel);
     if (model == null) {
-      error(req, OpenAiError.MODEL_NOT_FOUND, "The model '" + id + "' does not exist.", "model");
+      error(req, OpenAiError.MODEL_NOT_FOUND, "The model '" + ClientText.clip(id) + "' does not exist.", "model");
     } else {
       json(req, 200, model);
     }

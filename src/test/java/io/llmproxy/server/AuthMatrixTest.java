@@ -193,6 +193,34 @@ class AuthMatrixTest {
     }
   }
 
+  /**
+   * A model name is the client's to choose and may be huge: what the error message and the access
+   * log echo of it is its start only, whether it was not found, not allowed, or sent on to a backend.
+   */
+  @Test
+  void aHugeModelNameIsEchoedOnlyInPart() {
+    String huge = "q".repeat(1 << 20);
+    Response notFound = chat(gw, GOOD, huge, "x-request-id", "req-huge-model-1");
+    assertError(notFound, 404, "model_not_found");
+    Response notAllowed = chat(gw, LLAMA_ONLY, huge, "x-request-id", "req-huge-model-2");
+    assertError(notAllowed, 403, "model_not_allowed");
+    for (Response r : List.of(notFound, notAllowed)) {
+      assertThat(r.body().length()).as("error body bytes").isLessThan(1024);
+      assertThat(r.json().getJsonObject("error").getString("message")).contains("q".repeat(256) + "...");
+    }
+    // served by the glob llama-3-70b*: the backend gets the whole name, the log line its start
+    chat(gw, GOOD, "llama-3-70b-" + huge, "x-request-id", "req-huge-model-3");
+
+    await().atMost(Duration.ofSeconds(5)).until(() -> gw.accessLog().contains("req-huge-model-3"));
+    List<String> lines = gw.accessLog().lines().filter(l -> l.contains("req-huge-model-")).toList();
+    assertThat(lines).hasSize(3);
+    for (String line : lines) {
+      assertThat(line.length()).as("access log line").isLessThan(2048);
+      JsonObject entry = new JsonObject(line);
+      assertThat(entry.getString("model")).endsWith("...").hasSizeLessThan(300);
+    }
+  }
+
   @Test
   void forwardedForFromAnUntrustedPeerIsNotBelieved() {
     // 127.0.0.1 is not in trusted_proxies (none): a client claiming an office address is not believed
