@@ -44,6 +44,11 @@ public final class ClientAddress {
     return client;
   }
 
+  /** Whether some proxy's X-Forwarded-For is believed ({@code auth.trusted_proxies} is not empty). */
+  public boolean trustsProxies() {
+    return !trusted.isEmpty();
+  }
+
   /** The client's address of a request. */
   public InetAddress of(io.vertx.core.http.HttpServerRequest req) {
     io.vertx.core.net.SocketAddress remote = req.remoteAddress();

@@ -5,12 +5,17 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.TestClient;
+import io.llmproxy.testing.TestGateway;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.Test;
 
@@ -161,6 +166,43 @@ class AccessLogTest {
     long arrived = written.toString(StandardCharsets.UTF_8).lines().count();
     assertThat(arrived + log.dropped()).isEqualTo(lines);
     assertThat(log.dropped()).isEqualTo(dropped);
+  }
+
+  /**
+   * With {@code auth.trusted_proxies}, the line's client IP is the client behind the proxy, as
+   * X-Forwarded-For names it, for every request (not only those of keys with {@code allowed_ips}).
+   */
+  @Test
+  void behindATrustedProxyTheLineNamesTheForwardedClient() throws Exception {
+    String yaml = """
+        backends:
+          - url: "${SIM0}"
+            name: a
+            models: ["sim-model"]
+        auth:
+          trusted_proxies: ["127.0.0.1/32"]
+        health_check: {enabled: false}
+        """;
+    try (TestGateway gw = TestGateway.builder(yaml).captureAccessLog()
+        .start(SimulatorOptions.defaults().withTtft(Duration.ofMillis(1)).withItl(Duration.ZERO).withTokens(2))) {
+      assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("sim-model", false),
+          "x-forwarded-for", "203.0.113.7", "x-request-id", "req-forwarded").status()).isEqualTo(200);
+      assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("no-such-model", false),
+          "x-forwarded-for", "198.51.100.9, 203.0.113.8", "x-request-id", "req-forwarded-404").status()).isEqualTo(404);
+      assertThat(gw.client.post("/v1/chat/completions", TestClient.chat("sim-model", false),
+          "x-request-id", "req-direct").status()).isEqualTo(200);
+
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.accessLog().contains("req-direct"));
+      ObjectMapper json = new ObjectMapper();
+      Map<String, String> ipByRequest = new HashMap<>();
+      for (String line : gw.accessLog().lines().filter(l -> l.contains("\"type\":\"access\"")).toList()) {
+        JsonNode n = json.readTree(line);
+        ipByRequest.put(n.path("request_id").asText(), n.path("client_ip").asText());
+      }
+      assertThat(ipByRequest).containsEntry("req-forwarded", "203.0.113.7")
+          .containsEntry("req-forwarded-404", "203.0.113.8")
+          .containsEntry("req-direct", "127.0.0.1");
+    }
   }
 
   private static AccessLog.Entry withRequestId(String id) {
