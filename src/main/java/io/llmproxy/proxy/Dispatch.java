@@ -567,15 +567,16 @@ public final class Dispatch {
 
   /**
    * Hedged, with other attempts still running: a failed or dropped one is replaced at once by an
-   * untried candidate, if retries are left; otherwise the others carry on. A failed hedge's
-   * replacement is a hedge too: if it wins, the hedge won.
+   * untried candidate that can take it now, if retries are left; otherwise the others carry on
+   * (never a second request to a backend already tried, one of which is still running). A failed
+   * hedge's replacement is a hedge too: if it wins, the hedge won.
    */
   private void replaceAtOnce(UpstreamAttempt failed, RetryReason reason) {
-    if (retries < retry.maxRetries() && retry.enabled() && plan.hasUntried()
+    if (retries < retry.maxRetries() && retry.enabled() && plan.canTryUntried()
         && System.nanoTime() < deadlineNanos) {
       retries++;
       metrics.retry(reason);
-      launch(null, failed.hedge);
+      launch(b -> true, failed.hedge);
     }
     scheduleHedge();
   }

@@ -3,6 +3,7 @@ package io.llmproxy.server;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.llmproxy.routing.Backend.Health;
 import io.llmproxy.sim.RequestRecord;
 import io.llmproxy.sim.SimulatorOptions;
 import io.llmproxy.testing.Scrape;
@@ -285,6 +286,26 @@ class StaggeredHedgeTest {
         assertThat(m.value("llmproxy_upstream_attempts_total", "backend", "b", "outcome", "failed")).isEqualTo(1);
         assertThat(m.value("llmproxy_upstream_attempts_total", "backend", "c", "outcome", "won")).isEqualTo(1);
       });
+    }
+  }
+
+  @Test
+  void aFailedHedgeWithNoUntriedCandidateUpIsNotReplacedByATriedOne() {
+    // c is down: when the hedge to b fails, nothing untried can take its place, and neither a (still
+    // running) nor b may be asked again; a's answer comes in its time.
+    try (TestGateway gw = TestGateway.start(three("200ms").replace("health_check: {enabled: false}",
+            "health_check: {interval: 100ms, timeout: 80ms, healthy_threshold: 1, unhealthy_threshold: 1}"),
+        BASE.withName("a").withTtft(Duration.ofMillis(1500)), BASE.withName("b").withFail(1.0, 503),
+        BASE.withName("c").withHealthy(false))) {
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.gateway.router().backends().get(2).health() == Health.DOWN
+          && gw.gateway.router().backends().get(0).health() == Health.UP);
+      Streamed s = gw.client.stream("/v1/chat/completions", STREAM);
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("a");
+      assertThat(s.content()).isEqualTo(" Hello from a,");
+      assertThat(gw.posts(0)).as("requests a saw").hasSize(1);
+      assertThat(gw.posts(1)).as("requests b saw").hasSize(1);
+      assertThat(gw.posts(2)).as("requests c saw").isEmpty();
     }
   }
 
