@@ -21,8 +21,11 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
+import io.vertx.core.net.SocketAddress;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -169,7 +172,10 @@ final class GatewayVerticle extends VerticleBase {
         } else if (path.startsWith("/admin/") && services.admin() != null) {
           services.admin().handle(req); // without admin.token, /admin/* is an unknown path
         } else {
-          error(req, OpenAiError.NOT_FOUND, "Unknown path " + req.method() + " " + path + ".");
+          long start = System.nanoTime();
+          String message = "Unknown path " + req.method() + " " + path + ".";
+          error(req, OpenAiError.NOT_FOUND, message);
+          answered(req, start, null, OpenAiError.NOT_FOUND, message);
         }
       }
     }
@@ -184,13 +190,16 @@ final class GatewayVerticle extends VerticleBase {
    * no tokens and holds no slot, so no rate limit, concurrency limit or quota applies.
    */
   private void models(HttpServerRequest req) {
+    long start = System.nanoTime();
     AccessControl.Decision d = authenticate(req);
     if (!d.admitted()) {
       error(req, d.error(), d.message());
+      answered(req, start, null, d.error(), d.message());
       return;
     }
     ApiKey key = d.key();
     json(req, 200, key == null ? services.models().listJson() : services.models().listJson(key::allowsModel));
+    answered(req, start, key, null, null);
   }
 
   /**
@@ -199,23 +208,49 @@ final class GatewayVerticle extends VerticleBase {
    * {@code /} ({@code meta-llama/Llama-3-8B}), literally or percent-encoded as the SDKs send it.
    */
   private void model(HttpServerRequest req, String rawId) {
+    long start = System.nanoTime();
     AccessControl.Decision d = authenticate(req);
     if (!d.admitted()) {
       error(req, d.error(), d.message());
-      return;
-    }
-    String id = percentDecoded(rawId);
-    if (id == null) {
-      error(req, OpenAiError.INVALID_REQUEST, "The model id in the path has a '%' that is not followed by two hex digits.",
-          "model");
+      answered(req, start, null, d.error(), d.message());
       return;
     }
     ApiKey key = d.key();
+    String id = percentDecoded(rawId);
+    if (id == null) {
+      String message = "The model id in the path has a '%' that is not followed by two hex digits.";
+      error(req, OpenAiError.INVALID_REQUEST, message, "model");
+      answered(req, start, key, OpenAiError.INVALID_REQUEST, message);
+      return;
+    }
     Buffer model = services.models().modelJson(id, key == null ? name -> true : key::allowsModel);
     if (model == null) {
-      error(req, OpenAiError.MODEL_NOT_FOUND, "The model '" + ClientText.clip(id) + "' does not exist.", "model");
+      String message = "The model '" + ClientText.clip(id) + "' does not exist.";
+      error(req, OpenAiError.MODEL_NOT_FOUND, message, "model");
+      answered(req, start, key, OpenAiError.MODEL_NOT_FOUND, message);
     } else {
       json(req, 200, model);
+      answered(req, start, key, null, null);
+    }
+  }
+
+  /**
+   * An API request the gateway answered itself (the model list, a model, a refusal, an unknown
+   * path): counted in {@code llmproxy_requests_total} and given its access-log line, as a proxied
+   * request is, so a key probing {@code /v1/models} shows.
+   */
+  private void answered(HttpServerRequest req, long startNanos, ApiKey key, OpenAiError err, String message) {
+    HttpServerResponse resp = req.response();
+    long latency = System.nanoTime() - startNanos;
+    services.metrics().requestCompleted(null, "none", resp.getStatusCode(), false, latency);
+    AccessLog log = services.accessLog();
+    if (log.enabled()) {
+      InetAddress client = services.access().addresses().of(req);
+      SocketAddress peer = req.remoteAddress();
+      log.log(new AccessLog.Entry(System.currentTimeMillis(), resp.headers().get(ForwardedHeaders.X_REQUEST_ID),
+          req.method().name(), req.path(), client != null ? client.getHostAddress() : peer == null ? null : peer.hostAddress(),
+          null, null, null, 0, false, resp.getStatusCode(), false, -1, latency / 1e6, -1, -1, resp.bytesWritten(),
+          err == null ? null : err.code() + ": " + message, key == null ? null : key.name(), key == null ? null : key.userId()));
     }
   }
 
@@ -392,12 +427,15 @@ final class GatewayVerticle extends VerticleBase {
   }
 
   private static void error(HttpServerRequest req, OpenAiError err, String message, String param) {
-    req.response().putHeader(ForwardedHeaders.X_REQUEST_ID,
-        RequestIds.fromClientOrNew(req.getHeader(ForwardedHeaders.X_REQUEST_ID)));
     json(req, err.status(), err.body(message, param));
   }
 
+  /** A JSON answer of the gateway's own, with its {@code x-request-id} (the client's, or a new one). */
   private static Future<Void> json(HttpServerRequest req, int status, Buffer body) {
-    return req.response().setStatusCode(status).putHeader(HttpHeaders.CONTENT_TYPE, "application/json").end(body);
+    HttpServerResponse resp = req.response();
+    if (!resp.headers().contains(ForwardedHeaders.X_REQUEST_ID)) {
+      resp.putHeader(ForwardedHeaders.X_REQUEST_ID, RequestIds.fromClientOrNew(req.getHeader(ForwardedHeaders.X_REQUEST_ID)));
+    }
+    return resp.setStatusCode(status).putHeader(HttpHeaders.CONTENT_TYPE, "application/json").end(body);
   }
 }

@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.Scrape;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestGateway;
 import java.io.ByteArrayOutputStream;
@@ -13,11 +14,13 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class AccessLogTest {
   private static final AccessLog.Entry ENTRY = new AccessLog.Entry(1_768_384_800_007L, "req_1", "POST", "/v1/chat/completions",
@@ -202,6 +205,53 @@ class AccessLogTest {
       assertThat(ipByRequest).containsEntry("req-forwarded", "203.0.113.7")
           .containsEntry("req-forwarded-404", "203.0.113.8")
           .containsEntry("req-direct", "127.0.0.1");
+    }
+  }
+
+  /**
+   * The answers the gateway gives itself, with no backend (the model list, one model, a refused key,
+   * an unknown path), have their line, count and x-request-id too: a key probing /v1/models shows.
+   */
+  @Test
+  void theGatewaysOwnAnswersAreLoggedAndCounted(@TempDir Path data) throws Exception {
+    String yaml = """
+        backends:
+          - url: "${SIM0}"
+            models: ["sim-model"]
+        auth: {enabled: true}
+        api_keys:
+          - {key: "sk-llmproxy-logged-001", name: logged, user_id: u7}
+        data_dir: "${DATA}"
+        health_check: {enabled: false}
+        """;
+    try (TestGateway gw = TestGateway.builder(yaml).vars(Map.of("DATA", data.toString())).captureAccessLog()
+        .start(SimulatorOptions.defaults())) {
+      TestClient.Response list = gw.client.get("/v1/models", "authorization", "Bearer sk-llmproxy-logged-001",
+          "x-request-id", "req-list");
+      assertThat(list.status()).isEqualTo(200);
+      assertThat(list.header("x-request-id")).isEqualTo("req-list");
+      assertThat(gw.client.get("/v1/models/sim-model", "authorization", "Bearer sk-llmproxy-logged-001",
+          "x-request-id", "req-one").status()).isEqualTo(200);
+      assertThat(gw.client.get("/v1/models", "authorization", "Bearer sk-llmproxy-wrong-0001",
+          "x-request-id", "req-probe").status()).isEqualTo(401);
+      assertThat(gw.client.get("/nowhere", "x-request-id", "req-lost").status()).isEqualTo(404);
+      assertThat(gw.client.get("/health").header("x-request-id")).isNotEmpty();
+
+      await().atMost(Duration.ofSeconds(5)).until(() -> gw.accessLog().contains("req-lost"));
+      ObjectMapper json = new ObjectMapper();
+      Map<String, JsonNode> byId = new HashMap<>();
+      for (String line : gw.accessLog().lines().filter(l -> l.contains("\"type\":\"access\"")).toList()) {
+        JsonNode n = json.readTree(line);
+        byId.put(n.path("request_id").asText(), n);
+      }
+      assertThat(byId.get("req-list").path("status").asInt()).isEqualTo(200);
+      assertThat(byId.get("req-list").path("key_name").asText()).isEqualTo("logged");
+      assertThat(byId.get("req-one").path("path").asText()).isEqualTo("/v1/models/sim-model");
+      assertThat(byId.get("req-probe").path("status").asInt()).isEqualTo(401);
+      assertThat(byId.get("req-probe").path("error").asText()).startsWith("invalid_api_key");
+      assertThat(byId.get("req-lost").path("status").asInt()).isEqualTo(404);
+      assertThat(gw.accessLog()).doesNotContain("sk-llmproxy-wrong-0001").doesNotContain("sk-llmproxy-logged-001");
+      assertThat(Scrape.of(gw).value("llmproxy_requests_total", "status", "401")).isEqualTo(1);
     }
   }
 
