@@ -79,6 +79,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
   long headNanos;
   long firstByteNanos;
   long firstTokenNanos;
+  private long lastByteNanos;
 
   UpstreamAttempt(Dispatch dispatch, Context context, Timeouts timeouts, GatewayMetrics metrics, Backend backend,
       boolean canary, boolean stream, boolean firstByteIsToken, long firstTokenTimeoutMs, long idleTimeoutMs) {
@@ -181,7 +182,12 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
     if (stream && firstTokenTimeoutMs > 0) {
       timer = timeouts.schedule(context, firstTokenTimeoutMs, () -> {
         timer = null;
-        if (!isDone() && (scanner == null || !scanner.firstTokenSeen())) {
+        if (isDone() || (scanner != null && scanner.firstTokenSeen())) {
+          return;
+        }
+        if (committed && lastByteNanos != 0) {
+          watchSilenceFrom(lastByteNanos);
+        } else {
           fail(Failure.FIRST_TOKEN_TIMEOUT, null);
         }
       });
@@ -217,6 +223,7 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
       return;
     }
     long now = System.nanoTime();
+    lastByteNanos = now;
     if (idle != null) {
       idle.touch(now);
     }
@@ -273,6 +280,23 @@ final class UpstreamAttempt implements UpstreamConnection.Listener {
   public void onError(Throwable cause) {
     if (!isDone()) {
       fail(Failure.RESET, cause);
+    }
+  }
+
+  /**
+   * No token the gateway recognises came within the first-token timeout, but the attempt's bytes
+   * already reach the client, so nothing can take its place: a stream whose events are of a kind the
+   * gateway does not read (another API's, passed through) is not cut while it flows. Its silence is
+   * the idle timeout's to judge, counted from its last byte.
+   */
+  private void watchSilenceFrom(long lastNanos) {
+    if (idleTimeoutNanos > 0 && System.nanoTime() - lastNanos >= idleTimeoutNanos) {
+      fail(Failure.IDLE_TIMEOUT, null);
+      return;
+    }
+    startIdleTimer();
+    if (idle != null) {
+      idle.touch(lastNanos);
     }
   }
 

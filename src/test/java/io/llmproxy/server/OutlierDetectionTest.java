@@ -427,9 +427,8 @@ class OutlierDetectionTest {
   }
 
   /**
-   * A wedged engine: it sends its head and role chunk at once, then no token. Its first-token
-   * timeouts count one after another (the head is not an answer), so it is ejected at
-   * consecutive_failures; every client still gets its stream from the other backend.
+   * A wedged engine: it sends its head and role chunk at once, then no token. Its timeouts count one
+   * after another (the head is not an answer), so it is ejected at consecutive_failures.
    */
   @Test
   void aBackendThatSendsItsHeadAndThenNothingIsEjected() {
@@ -441,7 +440,7 @@ class OutlierDetectionTest {
                 name: fine
             load_balance_strategy: round_robin
             routing:
-              timeouts: {first_token: 300ms}
+              timeouts: {first_token: 300ms, idle: 200ms}
             """ + RETRY + """
             health_check: {enabled: false}
             outlier_detection: {consecutive_failures: 2, failure_rate: 1.0, min_requests: 1000, base_cooldown: 1m, max_cooldown: 2m}

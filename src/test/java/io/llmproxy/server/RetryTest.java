@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.llmproxy.sim.SimulatorOptions;
+import io.llmproxy.testing.ScriptedBackend;
 import io.llmproxy.testing.TestClient;
 import io.llmproxy.testing.TestClient.Event;
 import io.llmproxy.testing.TestClient.Response;
@@ -173,6 +174,36 @@ class RetryTest {
       assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("b");
       await().atMost(Duration.ofSeconds(1)).until(() -> gw.posts(1).get(0).clientDisconnected());
       assertThat(gw.gateway.metrics().scrape()).contains("llmproxy_retries_total{reason=\"first_token_timeout\"} 1.0");
+    }
+  }
+
+  /**
+   * A stream whose events the gateway does not read as tokens (another API's, passed through) is
+   * already the client's once its first byte went out: the first-token timeout does not cut it while
+   * it flows. Only silence longer than the idle timeout would.
+   */
+  @Test
+  void aFlowingStreamWithoutTokensTheGatewayKnowsIsNotCutAtTheFirstTokenTimeout() {
+    List<ScriptedBackend.Step> script = new java.util.ArrayList<>();
+    StringBuilder expected = new StringBuilder();
+    for (int i = 0; i < 12; i++) {
+      String event = "event: progress\ndata: {\"step\":" + i + "}\n\n";
+      script.add(new ScriptedBackend.Step(i == 0 ? 0 : 50, io.vertx.core.buffer.Buffer.buffer(event)));
+      expected.append(event);
+    }
+    io.vertx.core.Vertx vertx = io.vertx.core.Vertx.vertx();
+    try (ScriptedBackend backend = ScriptedBackend.start(vertx, "text/event-stream", script);
+        TestGateway gw = TestGateway.start("""
+            backends: [{url: "%s"}]
+            routing:
+              timeouts: {first_token: 200ms, idle: 2s}
+            health_check: {enabled: false}
+            """.formatted(backend.url()))) {
+      Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m", true));
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.text()).as("every byte, no error event").isEqualTo(expected.toString());
+    } finally {
+      TestGateway.await(vertx.close());
     }
   }
 
