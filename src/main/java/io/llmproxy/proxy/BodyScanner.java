@@ -7,8 +7,8 @@ import java.util.Arrays;
 /**
  * Watches an upstream response body as it streams through, without holding it: where the first
  * token is, where SSE events end, how many events carried output, and the backend's usage. Bytes are
- * read in place and never re-serialised; lines have no length cap. Only data lines before the first
- * token are copied (to parse them), and only the usage object after that.
+ * read in place and never re-serialised. Only data lines before the first token are copied (to parse
+ * them, up to {@link #MAX_LINE} each), and only the usage object after that.
  *
  * <p>For a body that is not {@code text/event-stream}, the first byte is the first token.
  */
@@ -37,6 +37,13 @@ public final class BodyScanner {
   private boolean lastByteCr;
   private byte[] line;
   private int lineCopied;
+  /** The data line being copied passed {@link #MAX_LINE}: it is not parsed, and counts as output. */
+  private boolean lineTooLong;
+  /**
+   * The most of one data line copied to be parsed. A line longer than this carries output (no role
+   * chunk is that long), and a backend that sends one without end holds no more than this.
+   */
+  static final int MAX_LINE = 1 << 20;
   private static final byte[] DATA = {'d', 'a', 't', 'a', ':'};
 
   private BodyScanner(boolean sse, boolean firstByteIsToken, boolean classifyAll) {
@@ -226,7 +233,7 @@ public final class BodyScanner {
           if (e > s && src[e - 1] == '\r') {
             e--;
           }
-          if (TokenDetector.carriesOutput(src, s, e - s)) {
+          if (lineTooLong || TokenDetector.carriesOutput(src, s, e - s)) {
             firstToken = true;
             eventIsToken = true;
           } else if (!firstToken) {
@@ -239,14 +246,22 @@ public final class BodyScanner {
     lineIsData = false;
     lastByteCr = false;
     lineCopied = 0;
+    lineTooLong = false;
   }
 
   private void copy(byte[] a, int from, int to) {
     int n = to - from;
+    if (lineCopied + n > MAX_LINE) {
+      lineTooLong = true; // its start is kept, no more: a line that never ends holds no more memory
+      n = MAX_LINE - lineCopied;
+      if (n <= 0) {
+        return;
+      }
+    }
     if (line == null) {
       line = new byte[Math.max(256, n)];
     } else if (lineCopied + n > line.length) {
-      line = Arrays.copyOf(line, Math.max(line.length * 2, lineCopied + n));
+      line = Arrays.copyOf(line, Math.min(MAX_LINE, Math.max(line.length * 2, lineCopied + n)));
     }
     System.arraycopy(a, from, line, lineCopied, n);
     lineCopied += n;

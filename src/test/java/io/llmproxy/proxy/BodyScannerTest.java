@@ -98,7 +98,12 @@ class BodyScannerTest {
         "{\"choices\":[{\"delta\":{\"reasoning_content\":\"hm\"}}]}",
         "{\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}",
         "{\"choices\":[{\"text\":\" a\",\"finish_reason\":null}]}",
-        "{\"index\":0,\"token\":{\"id\":1,\"text\":\" a\",\"special\":false},\"generated_text\":null}");
+        "{\"index\":0,\"token\":{\"id\":1,\"text\":\" a\",\"special\":false},\"generated_text\":null}",
+        // the Responses API and the Messages API, passed through on their own paths
+        "{\"type\":\"response.output_text.delta\",\"item_id\":\"m1\",\"output_index\":0,\"delta\":\"Hi\"}",
+        "{\"type\":\"response.function_call_arguments.delta\",\"delta\":\"{\\\"a\\\"\"}",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1}}");
     for (String t : tokens) {
       BodyScanner s = BodyScanner.sse(false);
       assertThat(s.feed(Buffer.buffer("data: " + t + "\n\n"))).as(t).isTrue();
@@ -107,12 +112,32 @@ class BodyScannerTest {
         "{\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}",
         "{\"choices\":[{\"delta\":{\"content\":\"\"},\"finish_reason\":null}]}",
         "{\"error\":{\"message\":\"boom\"}}",
+        "{\"type\":\"response.created\",\"response\":{\"id\":\"r1\"}}",
+        "{\"type\":\"response.output_text.delta\",\"delta\":\"\"}",
+        "{\"type\":\"message_start\",\"message\":{\"role\":\"assistant\"}}",
+        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
         "[DONE]",
         "not json");
     for (String t : notTokens) {
       BodyScanner s = BodyScanner.sse(false);
       assertThat(s.feed(Buffer.buffer("data: " + t + "\n\n"))).as(t).isFalse();
     }
+  }
+
+  @Test
+  void aDataLineWithoutEndHoldsNoMoreThanItsCap() throws Exception {
+    // A backend that starts an event and never ends it: the part kept to parse stops growing at the
+    // cap, and once it ends, an event that long counts as output.
+    BodyScanner s = BodyScanner.sse(false);
+    assertThat(s.feed(Buffer.buffer("data: {\"choices\":[{\"delta\":{\"content\":\""))).isFalse();
+    Buffer piece = Buffer.buffer("x".repeat(64 * 1024));
+    for (int i = 0; i < 64; i++) { // 4 MiB
+      assertThat(s.feed(piece)).isFalse();
+    }
+    java.lang.reflect.Field line = BodyScanner.class.getDeclaredField("line");
+    line.setAccessible(true);
+    assertThat(((byte[]) line.get(s)).length).isLessThanOrEqualTo(BodyScanner.MAX_LINE);
+    assertThat(s.feed(Buffer.buffer("\"}}]}\n\n"))).isTrue();
   }
 
   @Test
