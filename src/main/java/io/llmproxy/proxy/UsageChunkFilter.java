@@ -113,7 +113,14 @@ public final class UsageChunkFilter {
   public Buffer rest() {
     Buffer p = pending;
     pending = null;
-    return p == null ? Buffer.buffer(0) : p;
+    if (p == null) {
+      return Buffer.buffer(0);
+    }
+    if (!passing && isUsageOnly(p, 0, p.length())) {
+      removed++; // the last event, its blank line never sent: it goes as the others do
+      return Buffer.buffer(0);
+    }
+    return p;
   }
 
   /** Usage-only chunks removed so far. */

@@ -63,6 +63,17 @@ class UsageChunkFilterTest {
   }
 
   @Test
+  void aUsageOnlyLastEventWithoutItsBlankLineIsRemovedToo() {
+    for (String end : new String[] {"", "\n", "\r\n"}) {
+      String stream = ROLE + TOKEN + USAGE.strip() + end;
+      assertThat(filter(stream)).as("ending %s", end.replace("\r", "CR").replace("\n", "LF"))
+          .isEqualTo(ROLE + TOKEN);
+    }
+    String unfinishedToken = ROLE + TOKEN.strip();
+    assertThat(filter(unfinishedToken)).as("any other last event goes as it is").isEqualTo(unfinishedToken);
+  }
+
+  @Test
   void crlfLineEndings() {
     assertThat(filter(crlf(STREAM))).isEqualTo(crlf(EXPECTED));
   }
