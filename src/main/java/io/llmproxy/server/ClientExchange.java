@@ -649,7 +649,8 @@ final class ClientExchange implements Downstream {
    * and its usage event is recorded, once. Without usage from the backend (or for a stream abandoned
    * before its usage chunk), the counts of a successful response are estimated: the prompt at 4 bytes
    * of request body a token, the output at one token an output event (a stream) or 4 bytes of response
-   * (otherwise). A backend's error without usage generated nothing and counts no tokens.
+   * (otherwise; none for embeddings, which generate no tokens). A backend's error without usage
+   * generated nothing and counts no tokens.
    */
   private void account(Usage reported, long now) {
     UsageLedger ledger = services.usage();
@@ -666,7 +667,7 @@ final class ClientExchange implements Downstream {
       } else if (upstreamStatus / 100 == 2) {
         estimated = true;
         prompt = (body.length() + 3) / 4;
-        completion = stream ? dispatch.outputEvents() : (bytesOut + 3) / 4;
+        completion = stream ? dispatch.outputEvents() : req.path().equals("/v1/embeddings") ? 0 : (bytesOut + 3) / 4;
       }
     }
     services.access().tokensUsed(key, prompt + completion);

@@ -235,4 +235,24 @@ class UsageAccountingTest {
       TestGateway.await(vertx.close());
     }
   }
+
+  @Test
+  void embeddingsWithoutUsageAreEstimatedAtNoCompletionTokens() {
+    // An embedding generates no tokens: estimated from its 4 bytes a token, a 1536-float vector
+    // would have cost the key thousands.
+    String vector = "[" + "0.0123456,".repeat(1535) + "0.0123456]";
+    String json = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":" + vector
+        + "}],\"model\":\"m\"}";
+    Vertx vertx = Vertx.vertx();
+    try (ScriptedBackend backend = ScriptedBackend.start(vertx, "application/json", List.of(new Step(0, Buffer.buffer(json))))) {
+      gw = TestGateway.builder(YAML.replace("${BACKEND}", backend.url())).vars(Map.of("DATA", dataDir.toString()))
+          .clock(clock).start();
+      String body = "{\"model\":\"m\",\"input\":\"a sentence to embed\"}";
+      Response r = gw.client.post("/v1/embeddings", body, "authorization", "Bearer " + KEY);
+      assertThat(r.status()).isEqualTo(200);
+      awaitTotal(1, (body.length() + 3) / 4, 0);
+    } finally {
+      TestGateway.await(vertx.close());
+    }
+  }
 }
