@@ -175,16 +175,26 @@ public final class BodyScanner {
     }
   }
 
-  private static final byte[] DONE_LINE = "data: [DONE]".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  private static final byte[] DONE = "[DONE]".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
 
-  /** The line is {@code data: [DONE]} (the end marker carries no output); a line split across chunks is never it. */
+  /**
+   * The line is {@code data: [DONE]} or {@code data:[DONE]} (the end marker carries no output); a
+   * line split across chunks is never it.
+   */
   private boolean isDone(byte[] a, int start, int end) {
-    int len = end - start - (lastByteCr ? 1 : 0);
-    if (lineLength != end - start || len != DONE_LINE.length) {
+    if (lineLength != end - start) {
+      return false;
+    }
+    int from = start + DATA.length;
+    if (from < end && a[from] == ' ') {
+      from++;
+    }
+    int len = end - from - (lastByteCr ? 1 : 0);
+    if (len != DONE.length) {
       return false;
     }
     for (int i = 0; i < len; i++) {
-      if (a[start + i] != DONE_LINE[i]) {
+      if (a[from + i] != DONE[i]) {
         return false;
       }
     }
