@@ -49,6 +49,9 @@ import java.net.InetAddress;
  * the key's concurrency released, and one usage event for a request that reached a backend.
  */
 final class ClientExchange implements Downstream {
+  /** HTTP/2 error codes of a stream reset (RFC 9113 §7); on HTTP/1 any reset closes the connection. */
+  private static final long H2_INTERNAL_ERROR = 0x2;
+  private static final long H2_CANCEL = 0x8;
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ClientExchange.class);
   /** The gateway's own response headers, encoded once (no per-response validation or encoding). */
   private static final CharSequence X_BACKEND = HttpHeaders.createOptimized("x-llmproxy-backend");
@@ -469,7 +472,7 @@ final class ClientExchange implements Downstream {
     clientGone("client_send_timeout: the client took none of the response for " + timeoutMs
         + " ms (limits.client_send_timeout)", CancelReason.CLIENT_DISCONNECT);
     if (!Disconnect.now(req.connection())) {
-      resp.reset(); // HTTP/2: this stream only
+      resp.reset(H2_CANCEL); // HTTP/2: this stream only
     }
   }
 
@@ -522,7 +525,9 @@ final class ClientExchange implements Downstream {
       bytesOut += event.length();
       resp.end(Buffer.buffer(event));
     } else {
-      resp.reset(); // no way to say it in-band: cut the connection so the client sees the truncation
+      // No way to say it in-band: HTTP/1 cuts the connection, HTTP/2 resets the stream with an
+      // error code (a reset with none, NO_ERROR, reads to curl and nghttp2 as a complete body).
+      resp.reset(H2_INTERNAL_ERROR);
     }
     complete();
   }
@@ -567,7 +572,7 @@ final class ClientExchange implements Downstream {
       dispatch.cancel(CancelReason.CLIENT_DISCONNECT);
     }
     if (resp.headWritten()) {
-      resp.reset();
+      resp.reset(H2_INTERNAL_ERROR);
       complete();
     } else {
       reject(OpenAiError.INTERNAL_ERROR, "The gateway failed to handle this request (request id " + requestId + ").", null);

@@ -73,7 +73,14 @@ final class GatewayVerticle extends VerticleBase {
         .setStrictThreadMode(true)
         // No WebSocket is ever served: keep the compression extension handler out of the pipeline.
         .setPerFrameWebSocketCompressionSupported(false)
-        .setPerMessageWebSocketCompressionSupported(false);
+        .setPerMessageWebSocketCompressionSupported(false)
+        // Cancelling a generation is a stream reset, and a client that shares one connection among
+        // many users resets often: Vert.x's guard against rapid-reset floods (200 in 30 s) closed such
+        // a connection with every stream on it. The attack sends thousands a second; this is 166.
+        .setHttp2RstFloodMaxRstFramePerWindow(5_000);
+    // HTTP/2 takes the headers HTTP/1 takes (Vert.x's default list is 8 KiB, and a client past 1.25
+    // times it lost the whole connection, not only its request).
+    options.getInitialSettings().setMaxHeaderListSize(MAX_HEADERS);
     server = vertx.createHttpServer(options).invalidRequestHandler(GatewayVerticle::invalidRequest)
         .connectionHandler(HttpVersionGate::install)
         .requestHandler(this::handle);

@@ -21,7 +21,9 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
+import io.vertx.core.http.StreamResetException;
 import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.NetServer;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -243,5 +245,88 @@ class Http2ClientTest {
     assertThat(posts.get(1).connectionId()).isNotEqualTo(aborted.connectionId());
     assertThat(gw.gateway.metrics().scrape())
         .contains("llmproxy_cancelled_upstream_total{reason=\"client_disconnect\"} 1.0");
+  }
+
+  /**
+   * HTTP/2 takes the headers HTTP/1 takes. A 12 KB one reaches the backend (the simulator, whose own
+   * limit is 8 KiB, answers 431, passed through) and leaves the other streams alone; with Vert.x's
+   * default of 8 KiB the gateway closed the whole connection for it.
+   */
+  @Test
+  void aLargeHeaderIsTakenAndTheOtherStreamsCarryOn() {
+    gw.sim(0).options(gw.sim(0).options().withItl(Duration.ofMillis(20)).withTokens(60));
+    Future<Streamed> other = client.streamAsync(CHAT, TestClient.chat("sim-model", true));
+    await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(0).size() == 1 && gw.posts(0).get(0).chunksSent() >= 3);
+    Response big = client.post(CHAT, TestClient.chat("sim-model", false), "x-big", "x".repeat(12_000));
+    assertThat(big.header("x-llmproxy-backend")).as("the request went through the gateway").isEqualTo("a");
+    Streamed s = await(other);
+    assertThat(s.status()).isEqualTo(200);
+    assertThat(s.events()).last().extracting(Event::data).isEqualTo("[DONE]");
+    assertThat(connections).hasValue(1);
+  }
+
+  /**
+   * Cancelling a generation is a stream reset. A client that shares one connection among its users
+   * cancels often: 250 cancels leave the connection, and the stream running on it, as they were
+   * (Vert.x's guard against reset floods closed the connection at 200 in 30 s).
+   */
+  @Test
+  void manyCancelsLeaveTheConnectionAndItsOtherStreams() {
+    gw.sim(0).options(gw.sim(0).options().withTtft(Duration.ZERO).withItl(Duration.ofMillis(10)).withTokens(400));
+    TestClient.OpenStream running = client.openStream(CHAT, TestClient.chat("sim-model", true));
+    await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(0).size() == 1 && gw.posts(0).get(0).chunksSent() >= 1);
+    gw.sim(0).options(gw.sim(0).options().withTtft(Duration.ofSeconds(30)));
+    for (int i = 0; i < 250; i++) {
+      HttpClientRequest cancelled = client.open(CHAT, TestClient.chat("sim-model", true));
+      int seen = i + 2;
+      await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(1)).until(() -> gw.posts(0).size() >= seen);
+      cancelled.reset();
+    }
+    await().atMost(Duration.ofSeconds(20)).until(() -> running.text().contains("data: [DONE]"));
+    assertThat(gw.posts(0).get(0).completed()).isTrue();
+    assertThat(connections).hasValue(1);
+  }
+
+  /**
+   * A body the backend cuts off after the head went out cannot say so in-band: the stream is reset
+   * with an error code. Reset with none (NO_ERROR), curl and nghttp2 read the truncated body as whole.
+   */
+  @Test
+  void aBodyTheBackendCutsOffResetsTheStreamWithAnError() {
+    NetServer cutting = gw.vertx.createNetServer().connectHandler(socket -> socket.handler(in -> {
+      socket.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+          + "10\r\n{\"partial\": \"bod\r\n");
+      socket.close();
+    }));
+    int port = await(cutting.listen(0, "127.0.0.1")).actualPort();
+    try (TestGateway cut = TestGateway.start("""
+            backends: [{url: "http://127.0.0.1:%d"}]
+            routing: {retry: {enabled: false}}
+            health_check: {enabled: false}
+            """.formatted(port))) {
+      HttpClientAgent h2 = cut.vertx.httpClientBuilder()
+          .with(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)
+              .setDefaultHost("127.0.0.1").setDefaultPort(cut.port()))
+          .build();
+      try {
+        Promise<Throwable> failed = Promise.promise();
+        cut.vertx.getOrCreateContext().runOnContext(v -> h2.request(new RequestOptions().setMethod(HttpMethod.POST)
+                .setURI(CHAT).putHeader("content-type", "application/json"))
+            .compose(req -> req.send(Buffer.buffer(TestClient.chat("m", false))))
+            .onSuccess(resp -> {
+              resp.exceptionHandler(failed::tryComplete);
+              resp.handler(b -> { });
+              resp.endHandler(e -> failed.tryComplete(null));
+            })
+            .onFailure(failed::tryComplete));
+        Throwable t = await(failed.future());
+        assertThat(t).as("the body did not end cleanly").isInstanceOf(StreamResetException.class);
+        assertThat(((StreamResetException) t).getCode()).as("the reset's error code").isNotZero();
+      } finally {
+        await(h2.close());
+      }
+    } finally {
+      await(cutting.close());
+    }
   }
 }
