@@ -74,7 +74,8 @@ final class ConfigBinder {
     OutlierDetectionConfig outlierDetection = outlierDetection(top.section("outlier_detection"));
     RateLimitConfig rateLimit = rateLimit(top.section("rate_limit"));
     AuthConfig auth = auth(top.section("auth"));
-    AdminConfig admin = new AdminConfig(top.section("admin").get("token").string(""));
+    String adminToken = secret(top.section("admin").get("token"));
+    AdminConfig admin = new AdminConfig(adminToken == null ? "" : adminToken);
     List<ApiKeyConfig> apiKeys = apiKeys(top.get("api_keys"));
     UsageHookConfig usageHook = usageHook(top.section("usage_hook"));
     MetricsConfig metrics = metrics(top.section("metrics"));
@@ -145,10 +146,7 @@ final class ConfigBinder {
       int weight = b.get("weight").integer(1, 1);
       List<String> models = b.get("models").stringList();
       String region = b.get("region").string(null);
-      String apiKey = b.get("api_key").string(null);
-      if (apiKey != null && apiKey.isEmpty()) {
-        apiKey = null;
-      }
+      String apiKey = secret(b.get("api_key"));
       Map<String, String> headers = headers(b.get("headers"));
       int maxConcurrent = b.get("max_concurrent").integer(0, 0);
 
@@ -194,11 +192,34 @@ final class ConfigBinder {
       if (RESERVED_HEADERS.contains(header.getKey().toLowerCase(Locale.ROOT))) {
         node.get(header.getKey()).problem("is set by the gateway itself (it frames the request or names the hop)");
       }
-      if (header.getValue().chars().anyMatch(c -> c == '\r' || c == '\n' || c == 0)) {
-        node.get(header.getKey()).problem("a header value must not contain line breaks");
+      if (header.getValue().strip().chars().anyMatch(c -> (c < 0x20 && c != '\t') || c == 0x7f || c > 0xff)) {
+        // the value is not shown: a header may carry a secret
+        node.get(header.getKey()).problem("a header value must not contain line breaks, other control characters"
+            + " or characters beyond Latin-1");
       }
     }
-    return new LinkedHashMap<>(headers);
+    Map<String, String> stripped = new LinkedHashMap<>();
+    headers.forEach((name, value) -> stripped.put(name, value.strip()));
+    return stripped;
+  }
+
+  /**
+   * A secret (a backend's api_key, the admin token, a client key): its surrounding whitespace
+   * dropped, as a value read from a mounted file ends in a line break; one that still holds a control
+   * character is refused (it could go into no header, and would fail the gateway later). The
+   * value is never in the message. Null when absent or empty.
+   */
+  static String secret(ConfigNode node) {
+    String raw = node.text();
+    return raw == null ? null : secret(node, raw);
+  }
+
+  private static String secret(ConfigNode node, String raw) {
+    String s = raw.strip();
+    if (s.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+      node.problem("contains a control character (a line break inside it, say); the value is not shown");
+    }
+    return s.isEmpty() ? null : s;
   }
 
   // ---- routing ----
@@ -501,12 +522,12 @@ final class ConfigBinder {
       }
       ConfigNode k = item.asSection();
       ConfigNode keyNode = k.get("key");
-      String key = keyNode.text();
-      if (key == null || key.isBlank()) {
-        if (key != null || !keyNode.isPresent()) {
+      String raw = keyNode.text();
+      String key = raw == null ? null : secret(keyNode, raw);
+      if (key == null) {
+        if (raw != null || !keyNode.isPresent()) {
           keyNode.problem("required");
         }
-        key = null;
       } else {
         Integer first = seen.putIfAbsent(key, i);
         if (first != null) {

@@ -429,4 +429,39 @@ class ConfigErrorsTest {
     assertThat(problems("backends:\n  - url: \"${BACKEND_URL}\"\n", Map.of()))
         .containsExactly("backends[0].url: required; must not be empty (environment variable BACKEND_URL is not set)");
   }
+
+  /**
+   * Secrets as env vars give them: a value read from a mounted file ends in a line break, which is
+   * dropped; one with a control character inside is refused by path, the value never shown (it once
+   * passed validation and then failed the start, or a reload half-way, printing the secret).
+   */
+  @Test
+  void secretsLoseTheirSurroundingWhitespaceAndOneWithAControlCharacterIsRefusedUnshown() throws Exception {
+    String yaml = """
+        backends:
+          - url: "http://localhost:8000"
+            api_key: "${PK}"
+            headers: {X-Team: "${TEAM}"}
+        admin: {token: "${TOK}"}
+        auth: {enabled: true}
+        api_keys:
+          - {key: "${KEY}", name: team}
+        """;
+    GatewayConfig c = TestConfigs.parse(yaml, Map.of("PK", "sk-provider-secret\n", "TEAM", " blue \n",
+        "TOK", "admintoken-abcdef\r\n", "KEY", "sk-llmproxy-devkey-000001\n"));
+    assertThat(c.backends().get(0).apiKey()).isEqualTo("sk-provider-secret");
+    assertThat(c.backends().get(0).headers()).containsEntry("X-Team", "blue");
+    assertThat(c.admin().token()).isEqualTo("admintoken-abcdef");
+    assertThat(c.apiKeys().get(0).key()).isEqualTo("sk-llmproxy-devkey-000001");
+
+    List<String> problems = problems(yaml, Map.of("PK", "sk-provider-SECRET\nxyz", "TEAM", "a\u0001b",
+        "TOK", "admin\ttoken-abcdef", "KEY", "sk-llmproxy-dev\u0000key-01"));
+    assertThat(problems).containsExactly(
+        "backends[0].api_key: contains a control character (a line break inside it, say); the value is not shown",
+        "backends[0].headers.X-Team: a header value must not contain line breaks, other control characters or"
+            + " characters beyond Latin-1",
+        "admin.token: contains a control character (a line break inside it, say); the value is not shown",
+        "api_keys[0].key: contains a control character (a line break inside it, say); the value is not shown");
+    assertThat(String.join("\n", problems)).doesNotContain("SECRET").doesNotContain("token-abcdef");
+  }
 }
