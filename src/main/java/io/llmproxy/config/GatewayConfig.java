@@ -72,6 +72,10 @@ public record GatewayConfig(
       w.add("per-key rate limits are set (rate_limit.per_key or api_keys[].rate_limit) but rate_limit.enabled is"
           + " false: none of them is enforced");
     }
+    if (rateLimit.enabled() && !auth.enabled() && limits(rateLimit.perKey())) {
+      w.add("rate_limit.per_key limits each key, but auth.enabled is false: requests carry no key, so only"
+          + " rate_limit.global applies");
+    }
     if (admin.enabled() && !auth.enabled()) {
       w.add("admin: the key endpoints need auth.enabled: true; /admin/api-keys answers 404 until then");
     }

@@ -127,7 +127,11 @@ class StartupWarningsTest {
         """;
     assertThat(ConfigLoader.parse(perKey, name -> null).warnings()).containsExactly(warning);
     assertThat(ConfigLoader.parse(override, name -> null).warnings()).containsExactly(warning);
+    assertThat(ConfigLoader.parse(perKey.replace("{per_key", "{enabled: true, per_key")
+        + "auth: {enabled: true}\n", name -> null).warnings()).isEmpty();
+    // seed 003's first example: per-key limits, and no keys at all
     assertThat(ConfigLoader.parse(perKey.replace("{per_key", "{enabled: true, per_key"), name -> null).warnings())
-        .isEmpty();
+        .containsExactly("rate_limit.per_key limits each key, but auth.enabled is false: requests carry no key, so"
+            + " only rate_limit.global applies");
   }
 }
