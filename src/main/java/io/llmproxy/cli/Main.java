@@ -28,9 +28,36 @@ public final class Main implements Callable<Integer> {
 
   public static void main(String[] args) {
     VertxSetup.preferPooledAllocator();
-    int code = new CommandLine(new Main()).execute(args);
+    int code = commandLine().execute(args);
     if (code != 0) {
       System.exit(code);
     }
+  }
+
+  /**
+   * The command line. A {@code --config} written before a subcommand ({@code llmproxy -c prod.yaml
+   * validate}) is that subcommand's: it was ignored, and the subcommand read ./config.yaml instead.
+   * One the subcommand has no use for, or a second one, is an error.
+   */
+  static CommandLine commandLine() {
+    CommandLine cli = new CommandLine(new Main());
+    cli.setExecutionStrategy(parsed -> {
+      CommandLine.ParseResult sub = parsed.subcommand();
+      if (sub != null && parsed.hasMatchedOption("--config")) {
+        String name = sub.commandSpec().name();
+        CommandLine.Model.OptionSpec own = sub.commandSpec().findOption("--config");
+        if (own == null) {
+          throw new CommandLine.ParameterException(sub.commandSpec().commandLine(),
+              "--config does not apply to `llmproxy " + name + "`");
+        }
+        if (sub.hasMatchedOption("--config")) {
+          throw new CommandLine.ParameterException(sub.commandSpec().commandLine(),
+              "--config is given twice, before and after `" + name + "`");
+        }
+        own.setValue(parsed.matchedOptionValue("--config", (Path) null));
+      }
+      return new CommandLine.RunLast().execute(parsed);
+    });
+    return cli;
   }
 }

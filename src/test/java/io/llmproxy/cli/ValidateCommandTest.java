@@ -110,4 +110,24 @@ class ValidateCommandTest {
     assertThat(run("--help")).isZero();
     assertThat(out.toString()).contains("validate", "--config=<file>", "1   the config has problems");
   }
+
+  /** {@code llmproxy -c FILE validate}: the option before the subcommand is the subcommand's. */
+  @Test
+  void theConfigOptionBeforeTheSubcommandIsTheSubcommands() throws IOException {
+    Path file = write("prod.yaml", "listen: \"127.0.0.1:9001\"\nbackends: [{url: \"http://a:1\"}]\n");
+    CommandLine cli = Main.commandLine();
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    cli.getSubcommands().values().forEach(c -> {
+      c.setOut(new PrintWriter(out, true));
+      c.setErr(new PrintWriter(err, true));
+    });
+    assertThat(cli.execute("-c", file.toString(), "validate")).isZero();
+    assertThat(out.toString()).contains("listen 127.0.0.1:9001");
+
+    assertThat(cli.execute("-c", file.toString(), "validate", "-c", file.toString())).isEqualTo(2);
+    assertThat(err.toString()).contains("--config is given twice");
+    assertThat(cli.execute("-c", file.toString(), "simulate")).isEqualTo(2);
+    assertThat(err.toString()).contains("--config does not apply to `llmproxy simulate`");
+  }
 }
