@@ -179,10 +179,8 @@ final class GatewayVerticle extends VerticleBase {
         } else if (path.startsWith("/admin/") && services.admin() != null) {
           services.admin().handle(req); // without admin.token, /admin/* is an unknown path
         } else {
-          long start = System.nanoTime();
-          String message = "Unknown path " + req.method() + " " + path + ".";
-          error(req, OpenAiError.NOT_FOUND, message);
-          answered(req, start, null, OpenAiError.NOT_FOUND, message);
+          refused(req, System.nanoTime(), null, OpenAiError.NOT_FOUND, "Unknown path " + req.method() + " " + path + ".",
+              null);
         }
       }
     }
@@ -198,10 +196,8 @@ final class GatewayVerticle extends VerticleBase {
    */
   private void models(HttpServerRequest req) {
     long start = System.nanoTime();
-    AccessControl.Decision d = authenticate(req);
+    AccessControl.Decision d = admit(req, start);
     if (!d.admitted()) {
-      error(req, d.error(), d.message());
-      answered(req, start, null, d.error(), d.message());
       return;
     }
     ApiKey key = d.key();
@@ -216,29 +212,40 @@ final class GatewayVerticle extends VerticleBase {
    */
   private void model(HttpServerRequest req, String rawId) {
     long start = System.nanoTime();
-    AccessControl.Decision d = authenticate(req);
+    AccessControl.Decision d = admit(req, start);
     if (!d.admitted()) {
-      error(req, d.error(), d.message());
-      answered(req, start, null, d.error(), d.message());
       return;
     }
     ApiKey key = d.key();
     String id = percentDecoded(rawId);
     if (id == null) {
-      String message = "The model id in the path has a '%' that is not followed by two hex digits.";
-      error(req, OpenAiError.INVALID_REQUEST, message, "model");
-      answered(req, start, key, OpenAiError.INVALID_REQUEST, message);
+      refused(req, start, key, OpenAiError.INVALID_REQUEST,
+          "The model id in the path has a '%' that is not followed by two hex digits.", "model");
       return;
     }
     Buffer model = services.models().modelJson(id, key == null ? name -> true : key::allowsModel);
     if (model == null) {
-      String message = "The model '" + ClientText.clip(id) + "' does not exist.";
-      error(req, OpenAiError.MODEL_NOT_FOUND, message, "model");
-      answered(req, start, key, OpenAiError.MODEL_NOT_FOUND, message);
+      refused(req, start, key, OpenAiError.MODEL_NOT_FOUND, "The model '" + ClientText.clip(id) + "' does not exist.",
+          "model");
     } else {
       json(req, 200, model);
       answered(req, start, key, null, null);
     }
+  }
+
+  /** The key checked for an API request the gateway answers itself; a refusal is answered and logged. */
+  private AccessControl.Decision admit(HttpServerRequest req, long startNanos) {
+    AccessControl.Decision d = authenticate(req);
+    if (!d.admitted()) {
+      refused(req, startNanos, null, d.error(), d.message(), null);
+    }
+    return d;
+  }
+
+  /** An error answer of the gateway's own to an API request, logged and counted ({@link #answered}). */
+  private void refused(HttpServerRequest req, long startNanos, ApiKey key, OpenAiError err, String message, String param) {
+    error(req, err, message, param);
+    answered(req, startNanos, key, err, message);
   }
 
   /**
