@@ -18,7 +18,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * so the count may pass the quota by what the requests already in flight at that moment use: the
  * overshoot is bounded by those requests, never by later ones. Counters are kept in memory and
  * written to the {@link Store} with each commit of the usage events ({@link #stage}), and by {@link
- * #flush}, which the gateway calls every second and at shutdown; a restart reads them back.
+ * #flush} at shutdown; a restart reads them back.
  */
 public final class Quotas {
   private final Store store;

@@ -99,7 +99,6 @@ public final class Gateway {
   private final UsageRecorder usage;
   /** The usage webhook; null when off. */
   private WebhookDelivery webhook;
-  private long quotaFlushTimer = -1;
   /** The servers, one per event loop; null until they all listen. */
   private volatile PerEventLoop<GatewayVerticle> servers;
   private int port;
@@ -139,10 +138,11 @@ public final class Gateway {
       throw e;
     }
     this.usage = store == null ? null : new UsageRecorder(store, config.usageHook().enabled(), metrics.registry());
-    if (usage != null && access.quotas() != null) {
-      // an acknowledged usage event's tokens are in the key's count on disk too, even after a kill -9
-      Quotas quotas = access.quotas();
-      usage.beforeEachCommit(quotas::stage);
+    if (access.quotas() != null) {
+      // Quotas need keys, so a store, so a recorder: every request counted records a usage event
+      // just after, and the counts go to disk in that event's commit (within the recorder's second at
+      // most), so an acknowledged event's tokens are in its key's count even after a kill -9.
+      usage.beforeEachCommit(access.quotas()::stage);
     }
     BodyScanner.warmUp();
   }
@@ -383,10 +383,6 @@ public final class Gateway {
         new ProxyServices(timeouts, metrics, stats, budget), access, usageLedger(), config.admin().enabled()
             ? AdminApi.create(vertx, config, access, store, live::get, stats, Gateway::stateOf, this::reload, clock)
             : null);
-    if (access.quotas() != null) {
-      // quota counters reach the disk at least once a second (SPEC §9), off the event loops
-      quotaFlushTimer = vertx.setPeriodic(1000, id -> writeQuotas());
-    }
     // Port 0 asks for a free port; a negative port makes Vert.x share one random port among the loops.
     int listenPort = config.listen().port() == 0 ? -1 : config.listen().port();
     return PerEventLoop.deploy(vertx, loops, () -> new GatewayVerticle(services, loops, listenPort, config.drainTimeout()))
@@ -579,7 +575,6 @@ public final class Gateway {
     readiness.draining();
     health.stop();
     models.stop();
-    // The quota counters keep reaching the disk every second while requests drain.
     PerEventLoop<GatewayVerticle> s = servers;
     Future<Void> undeploy = Future.succeededFuture();
     if (s != null) { // null after a start that failed: nothing was served, nothing to say
@@ -592,7 +587,6 @@ public final class Gateway {
     Promise<Void> done = Promise.promise();
     undeploy
         .eventually(probeClient::close)
-        .eventually(this::flushQuotas)
         .eventually(() -> flushUsage(drain))
         .onComplete(ar -> vertx.close().onComplete(closed -> {
           closeStore();
@@ -604,36 +598,16 @@ public final class Gateway {
     return stopping.compareAndSet(null, f) ? f : stopping.get();
   }
 
-  /**
-   * After the last request, its quota counts go to the store before the webhook's drain, which may
-   * take as long again: a hook that gives up waiting, or a SIGKILL at the end of a grace period, then
-   * loses no count.
-   */
-  private Future<Void> flushQuotas() {
-    vertx.cancelTimer(quotaFlushTimer);
-    return access.quotas() == null ? Future.succeededFuture() : writeQuotas().recover(e -> {
-      LOG.error("could not write the quota counters after the drain", e);
-      return Future.succeededFuture();
-    });
-  }
-
-  /** The quota counters changed since the last write go to the store, off the event loops. */
-  private Future<Void> writeQuotas() {
-    return vertx.executeBlocking(() -> {
-      access.quotas().flush();
-      return null;
-    }, false);
-  }
-
   /** Each request's usage event: to the recorder (store totals, the webhook's spool); null without a store. */
   private UsageLedger usageLedger() {
     return usage == null ? null : usage::record;
   }
 
   /**
-   * After the last request: the recorder writes what it holds, then the webhook gets up to the drain
-   * time (at least a second) to deliver the spool (SPEC §9); what it cannot stays spooled for the next
-   * start.
+   * After the last request: the recorder writes what it holds (the quota counts with it), then the
+   * webhook gets up to the drain time (at least a second) to deliver the spool (SPEC §9); what it
+   * cannot stays spooled for the next start. The counts are on disk before that wait, so a hook that
+   * gives up on it, or a SIGKILL at the end of a grace period, loses none.
    */
   private Future<Void> flushUsage(Duration drain) {
     if (usage == null) {
