@@ -51,7 +51,7 @@ public final class Disconnect {
   }
 
   private static Channel http1Channel(HttpConnection connection) {
-    return connection instanceof ConnectionBase base && base.channel().pipeline().get("httpDecoder") != null
-        ? base.channel() : null;
+    ConnectionBase base = HttpVersionGate.http1(connection);
+    return base == null ? null : base.channel();
   }
 }

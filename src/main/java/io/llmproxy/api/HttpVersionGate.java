@@ -43,10 +43,17 @@ public final class HttpVersionGate extends ChannelInboundHandlerAdapter {
 
   /** Puts a gate on {@code connection} when it is an HTTP/1.x connection of Vert.x's; for {@code HttpServer.connectionHandler}. */
   public static void install(HttpConnection connection) {
-    if (connection instanceof ConnectionBase base && base.channel().pipeline().get("httpDecoder") != null) {
+    ConnectionBase base = http1(connection);
+    if (base != null) {
       ChannelHandlerContext vertx = base.channelHandlerContext();
       vertx.pipeline().addBefore(vertx.name(), NAME, new HttpVersionGate());
     }
+  }
+
+  /** {@code connection} when it is an HTTP/1.x connection of Vert.x's (its pipeline has the HTTP/1 decoder); else null. */
+  static ConnectionBase http1(HttpConnection connection) {
+    return connection instanceof ConnectionBase base && base.channel().pipeline().get("httpDecoder") != null
+        ? base : null;
   }
 
   @Override
