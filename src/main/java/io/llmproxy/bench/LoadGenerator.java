@@ -9,7 +9,6 @@ import io.llmproxy.proxy.UpstreamClient;
 import io.llmproxy.proxy.UpstreamConnection;
 import io.llmproxy.routing.Backend;
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -259,9 +258,7 @@ public final class LoadGenerator {
       pool.lease(endpoint, CONNECT_TIMEOUT_MS).onComplete(ar -> {
         if (ar.failed()) {
           Throwable t = ar.cause();
-          boolean timedOut = t instanceof ConnectTimeoutException
-              || (t instanceof UpstreamClient.PoolLimitException p && p.waitedOut());
-          failed(into, timedOut ? "timeout" : "connect", then, true);
+          failed(into, UpstreamClient.isTimeout(t) ? "timeout" : "connect", then, true);
           return;
         }
         new Exchange(ar.result(), start, into, then).send();

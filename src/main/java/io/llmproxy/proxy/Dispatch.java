@@ -19,7 +19,6 @@ import io.llmproxy.routing.Backoff;
 import io.llmproxy.routing.RoutePlan;
 import io.llmproxy.stats.LatencyStats;
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
@@ -35,7 +34,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Owns the upstream attempts of one client request: starts them, commits exactly one winner, and
@@ -590,14 +588,9 @@ public final class Dispatch {
 
   /** 504 for every timeout (a connect timeout too, as nginx answers), 502 for the other failures. */
   private static OpenAiError errorFor(UpstreamAttempt a, Failure f) {
-    return f == Failure.FIRST_TOKEN_TIMEOUT || f == Failure.IDLE_TIMEOUT || (f == Failure.CONNECT && isTimeout(a.cause()))
+    return f == Failure.FIRST_TOKEN_TIMEOUT || f == Failure.IDLE_TIMEOUT
+        || (f == Failure.CONNECT && UpstreamClient.isTimeout(a.cause()))
         ? OpenAiError.UPSTREAM_TIMEOUT : OpenAiError.UPSTREAM_ERROR;
-  }
-
-  private static boolean isTimeout(Throwable t) {
-    return t instanceof TimeoutException || t instanceof ConnectTimeoutException
-        || (t instanceof UpstreamClient.PoolLimitException p && p.waitedOut())
-        || (t != null && t.getMessage() != null && t.getMessage().contains("timed out"));
   }
 
   private static String message(UpstreamAttempt a, Failure f) {
@@ -607,7 +600,7 @@ public final class Dispatch {
       case CONNECT -> t instanceof UpstreamClient.NoSocketException
           ? "The gateway could not open a connection to backend " + name + " (it is out of sockets)."
           : t instanceof UpstreamClient.PoolLimitException ? t.getMessage()
-          : "Backend " + name + (isTimeout(t) ? " did not accept the connection in time."
+          : "Backend " + name + (UpstreamClient.isTimeout(t) ? " did not accept the connection in time."
               : t instanceof ConnectException ? " refused the connection." : " could not be reached.");
       case RESET -> "Backend " + name + " closed the connection.";
       case FIRST_TOKEN_TIMEOUT -> "Backend " + name + " produced no first token within the first_token timeout.";

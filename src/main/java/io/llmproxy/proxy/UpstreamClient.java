@@ -39,6 +39,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import javax.net.ssl.SSLException;
 
 /**
@@ -179,6 +180,16 @@ public final class UpstreamClient {
     public boolean waitedOut() {
       return waitedOut;
     }
+  }
+
+  /**
+   * Whether a lease failed for lack of time: the connect timeout (resolving, connecting, the TLS
+   * handshake), or the wait for a connection at the pool's cap; else it was refused or unreachable.
+   */
+  public static boolean isTimeout(Throwable t) {
+    return t instanceof TimeoutException || t instanceof ConnectTimeoutException
+        || (t instanceof PoolLimitException p && p.waitedOut())
+        || (t != null && t.getMessage() != null && t.getMessage().contains("timed out"));
   }
 
   /** A connection taken from the pool for one exchange; give it back with {@link #release}. */
