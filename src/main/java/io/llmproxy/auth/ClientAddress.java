@@ -44,9 +44,17 @@ public final class ClientAddress {
     return client;
   }
 
-  /** Whether some proxy's X-Forwarded-For is believed ({@code auth.trusted_proxies} is not empty). */
-  public boolean trustsProxies() {
-    return !trusted.isEmpty();
+  /**
+   * The client's address as the access log names it: behind a trusted proxy, the one
+   * X-Forwarded-For names ({@link #of}); else, or when the chain is unreadable, the peer's.
+   */
+  public String logged(io.vertx.core.http.HttpServerRequest req) {
+    InetAddress resolved = trusted.isEmpty() ? null : of(req);
+    if (resolved != null) {
+      return resolved.getHostAddress();
+    }
+    io.vertx.core.net.SocketAddress peer = req.remoteAddress();
+    return peer == null ? null : peer.hostAddress();
   }
 
   /** The client's address of a request. */

@@ -339,16 +339,6 @@ final class ClientExchange implements Downstream {
   }
 
   /**
-   * The client's address for the access log: behind a trusted proxy, the one X-Forwarded-For names
-   * (as access control resolves it, whether or not a key's address rules asked for it); else, or
-   * when the chain is unreadable, the peer's.
-   */
-  private String loggedClientIp() {
-    InetAddress resolved = clientAddressResolved || services.access().addresses().trustsProxies() ? clientAddress() : null;
-    return resolved != null ? resolved.getHostAddress() : clientIp();
-  }
-
-  /**
    * Refuses a request access control stopped, before its body was read: the body is read and
    * dropped, then the error goes out, so the connection stays usable. A client that waits for
    * {@code 100 Continue}, or declares a large body, is answered at once and the connection closed.
@@ -641,7 +631,9 @@ final class ClientExchange implements Downstream {
     }
     AccessLog log = services.accessLog();
     if (log.enabled()) {
-      String ip = loggedClientIp();
+      // resolved already for a key's address rules, or resolved now (as access control would)
+      String ip = clientAddressResolved && clientAddress != null ? clientAddress.getHostAddress()
+          : services.access().addresses().logged(req);
       log.log(new AccessLog.Entry(System.currentTimeMillis(), requestId, req.method().name(), req.path(), ip, clientModel, sentModel,
           backend == null ? null : backend.name(), dispatch == null ? 0 : dispatch.attemptCount(),
           dispatch != null && dispatch.hedgedRequest(), status, stream, ttftMs, (now - receivedNanos) / 1e6, usage.promptTokens(),

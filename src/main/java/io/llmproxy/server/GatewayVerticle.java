@@ -23,9 +23,7 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
-import io.vertx.core.net.SocketAddress;
 import java.io.IOException;
-import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -259,10 +257,8 @@ final class GatewayVerticle extends VerticleBase {
     services.metrics().requestCompleted(null, "none", resp.getStatusCode(), false, latency);
     AccessLog log = services.accessLog();
     if (log.enabled()) {
-      InetAddress client = services.access().addresses().of(req);
-      SocketAddress peer = req.remoteAddress();
       log.log(new AccessLog.Entry(System.currentTimeMillis(), resp.headers().get(ForwardedHeaders.X_REQUEST_ID),
-          req.method().name(), req.path(), client != null ? client.getHostAddress() : peer == null ? null : peer.hostAddress(),
+          req.method().name(), req.path(), services.access().addresses().logged(req),
           null, null, null, 0, false, resp.getStatusCode(), false, -1, latency / 1e6, -1, -1, resp.bytesWritten(),
           err == null ? null : err.code() + ": " + message, key == null ? null : key.name(), key == null ? null : key.userId()));
     }
