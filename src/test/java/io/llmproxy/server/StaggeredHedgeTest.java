@@ -441,25 +441,13 @@ class StaggeredHedgeTest {
     try (TestGateway gw = TestGateway.start(yaml, slow.withName("a"), slow.withName("b").withHealthy(false),
         slow.withName("c"), slow.withName("d"))) {
       List<io.llmproxy.routing.Backend> backends = gw.gateway.router().backends();
-      await().atMost(Duration.ofSeconds(5)).until(() -> backends.get(1).health() == io.llmproxy.routing.Backend.Health.DOWN
+      await().atMost(Duration.ofSeconds(5)).until(() -> backends.get(1).health() == Health.DOWN
           && backends.stream().filter(x -> x != backends.get(1))
-              .allMatch(x -> x.health() == io.llmproxy.routing.Backend.Health.UP));
-      // More requests than the window's floor, each slower than the threshold.
-      for (int i = 0; i < 12; i++) {
-        Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m1", true));
-        assertThat(s.status()).isEqualTo(200);
-        assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("a");
-        assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("1");
-      }
+              .allMatch(x -> x.health() == Health.UP));
+      sendM1AllToA(gw);
       assertThat(gw.posts(1)).isEmpty();
 
-      Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m2", true));
-      assertThat(s.status()).isEqualTo(200);
-      assertThat(s.headers().get("x-llmproxy-hedged")).isEqualTo("true");
-      assertThat(gw.posts(2).size() + gw.posts(3).size()).as("c and d each saw the request").isEqualTo(2);
-      Scrape m = Scrape.of(gw);
-      assertThat(m.value("llmproxy_hedges_total", "model", "m2", "outcome", "sent")).isEqualTo(1);
-      assertThat(m.value("llmproxy_hedges_total", "outcome", "budget_exhausted")).isZero();
+      assertM2Hedged(gw);
     }
   }
 
@@ -488,25 +476,35 @@ class StaggeredHedgeTest {
       io.vertx.core.http.HttpClientRequest holder = gw.client.open("/v1/chat/completions", TestClient.chat("m0", true));
       await().atMost(Duration.ofSeconds(5)).until(() -> gw.posts(1).size() == 1);
       try {
-        for (int i = 0; i < 12; i++) {
-          Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m1", true));
-          assertThat(s.status()).isEqualTo(200);
-          assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("a");
-          assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("1");
-        }
+        sendM1AllToA(gw);
         assertThat(gw.posts(1)).as("b saw only the request holding it").hasSize(1);
 
-        Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m2", true));
-        assertThat(s.status()).isEqualTo(200);
-        assertThat(s.headers().get("x-llmproxy-hedged")).isEqualTo("true");
-        assertThat(gw.posts(2).size() + gw.posts(3).size()).as("c and d each saw the request").isEqualTo(2);
-        Scrape m = Scrape.of(gw);
-        assertThat(m.value("llmproxy_hedges_total", "model", "m2", "outcome", "sent")).isEqualTo(1);
-        assertThat(m.value("llmproxy_hedges_total", "outcome", "budget_exhausted")).isZero();
+        assertM2Hedged(gw);
       } finally {
         holder.connection().close();
       }
     }
+  }
+
+  /** More m1 requests than the budget's floor, each slower than the threshold: a alone serves each. */
+  private static void sendM1AllToA(TestGateway gw) {
+    for (int i = 0; i < 12; i++) {
+      Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m1", true));
+      assertThat(s.status()).isEqualTo(200);
+      assertThat(s.headers().get("x-llmproxy-backend")).isEqualTo("a");
+      assertThat(s.headers().get("x-llmproxy-attempts")).isEqualTo("1");
+    }
+  }
+
+  /** The m2 request still gets its hedge: c and d each see it, and no budget ran out. */
+  private static void assertM2Hedged(TestGateway gw) {
+    Streamed s = gw.client.stream("/v1/chat/completions", TestClient.chat("m2", true));
+    assertThat(s.status()).isEqualTo(200);
+    assertThat(s.headers().get("x-llmproxy-hedged")).isEqualTo("true");
+    assertThat(gw.posts(2).size() + gw.posts(3).size()).as("c and d each saw the request").isEqualTo(2);
+    Scrape m = Scrape.of(gw);
+    assertThat(m.value("llmproxy_hedges_total", "model", "m2", "outcome", "sent")).isEqualTo(1);
+    assertThat(m.value("llmproxy_hedges_total", "outcome", "budget_exhausted")).isZero();
   }
 
   // ---- acceptance 7: the opt-out header
